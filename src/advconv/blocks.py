@@ -1,0 +1,214 @@
+"""Convolution kinds taught next to each other, and builders that stack them.
+
+Every builder returns a plain ``nn.Module``/``nn.Sequential`` so that a model is a
+readable tree, and so that the summary can walk it layer by layer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+CONV_TYPES = ("standard", "pointwise", "depthwise", "dilated", "spatially_separable", "transpose")
+NORMALIZATIONS = ("batch", "group", "layer", "none")
+
+
+class DepthwiseSeparableConv(nn.Sequential):
+    """A k x k depthwise conv (one filter per channel) followed by a 1x1 pointwise conv.
+
+    Costs about ``1/out + 1/k^2`` of a standard conv's parameters and MACs.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, kernel_size, stride, padding, dilation,
+            groups=in_channels, bias=False,
+        )
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+
+
+class SpatiallySeparableConv(nn.Sequential):
+    """A k x 1 conv followed by a 1 x k conv: the receptive field of k x k for 2k weights."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.vertical = nn.Conv2d(
+            in_channels, out_channels, (kernel_size, 1), (stride, 1), (padding, 0), (dilation, 1),
+            bias=False,
+        )
+        self.horizontal = nn.Conv2d(
+            out_channels, out_channels, (1, kernel_size), (1, stride), (0, padding), (1, dilation),
+            bias=bias,
+        )
+
+
+def create_conv2d(
+    conv_type: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
+    bias: bool = False,
+) -> nn.Module:
+    """One convolution of the named kind; ``padding=None`` keeps the size ("same") at stride 1."""
+    if conv_type not in CONV_TYPES:
+        raise ValueError(f"unknown conv_type {conv_type!r}; expected one of {', '.join(CONV_TYPES)}")
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if conv_type == "pointwise" and kernel_size != 1:
+        raise ValueError(f"a pointwise conv has kernel_size 1, got {kernel_size}")
+    if conv_type == "dilated" and dilation < 2:
+        raise ValueError(f"conv_type 'dilated' needs dilation >= 2, got {dilation}")
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+
+    if conv_type == "depthwise":
+        return DepthwiseSeparableConv(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
+    if conv_type == "spatially_separable":
+        return SpatiallySeparableConv(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
+    if conv_type == "transpose":
+        output_padding = stride - 1 if stride > 1 else 0  # exact x`stride` upsampling with "same" padding
+        return nn.ConvTranspose2d(
+            in_channels, out_channels, kernel_size, stride, padding, output_padding,
+            dilation=dilation, bias=bias,
+        )
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)
+
+
+def norm_layer(normalization: str, channels: int, number_of_groups: int | None = None) -> nn.Module:
+    """Batch, group or layer norm (layer norm = one group over C, H, W), or none."""
+    if normalization == "batch":
+        return nn.BatchNorm2d(channels)
+    if normalization == "group":
+        if number_of_groups is None:
+            raise ValueError("normalization='group' needs number_of_groups")
+        if number_of_groups < 1 or channels % number_of_groups:
+            raise ValueError(
+                f"number_of_groups={number_of_groups} must divide the channel count {channels}"
+            )
+        return nn.GroupNorm(number_of_groups, channels)
+    if normalization == "layer":
+        return nn.GroupNorm(1, channels)
+    if normalization == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}")
+
+
+def conv_norm_act(
+    conv_type: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
+    activation_fn: Callable[[], nn.Module] | None = nn.ReLU,
+    normalization: str = "batch",
+    number_of_groups: int | None = None,
+) -> nn.Sequential:
+    """conv -> norm -> activation, the unit every block is made of."""
+    layers = [create_conv2d(conv_type, in_channels, out_channels, kernel_size, stride, padding, dilation)]
+    if normalization != "none":
+        layers.append(norm_layer(normalization, out_channels, number_of_groups))
+    if activation_fn is not None:
+        layers.append(activation_fn())
+    return nn.Sequential(*layers)
+
+
+def get_conv_block(
+    conv_type: Sequence[str],
+    in_channels: int,
+    out_channels_list: Sequence[int],
+    kernel_size_list: Sequence[int],
+    stride_list: Sequence[int],
+    padding_list: Sequence[int],
+    dilation_list: Sequence[int],
+    activation_fn: Callable[[], nn.Module] = nn.ReLU,
+    normalization: str = "batch",
+    number_of_groups: int | None = None,
+    last_layer: bool = False,
+) -> nn.Sequential:
+    """A block of convs, each followed by norm + activation.
+
+    With ``last_layer=True`` the final conv is left bare (no norm, no activation, with a
+    bias) because it produces the network's logits.
+    """
+    lists = {
+        "conv_type": conv_type,
+        "out_channels_list": out_channels_list,
+        "kernel_size_list": kernel_size_list,
+        "stride_list": stride_list,
+        "padding_list": padding_list,
+        "dilation_list": dilation_list,
+    }
+    if isinstance(conv_type, str):
+        raise ValueError("conv_type must be a list with one type per layer, e.g. ['standard']")
+    lengths = {name: len(values) for name, values in lists.items()}
+    if len(set(lengths.values())) != 1:
+        detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
+        raise ValueError(f"get_conv_block lists must all have the same length; got {detail}")
+    if lengths["conv_type"] == 0:
+        raise ValueError("get_conv_block needs at least one layer")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}")
+    if normalization == "group" and number_of_groups is None:
+        raise ValueError("normalization='group' needs number_of_groups")
+
+    layers: list[nn.Module] = []
+    channels = in_channels
+    n = lengths["conv_type"]
+    for i, (kind, out, k, s, p, d) in enumerate(zip(*lists.values())):
+        if last_layer and i == n - 1:
+            layers.append(create_conv2d(kind, channels, out, k, s, p, d, bias=True))
+        else:
+            layers.append(conv_norm_act(kind, channels, out, k, s, p, d, activation_fn,
+                                        normalization, number_of_groups))
+        channels = out
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int,
+                     transpose: bool = False) -> int:
+    """Spatial size after one conv along one axis (PyTorch's formula)."""
+    span = dilation * (kernel_size - 1)
+    if transpose:
+        return (size - 1) * stride - 2 * padding + span + 1 + (stride - 1 if stride > 1 else 0)
+    return (size + 2 * padding - span - 1) // stride + 1

@@ -1,0 +1,136 @@
+"""The ``advconv`` command: summary, check, train, evaluate, plot.
+
+Errors a user can fix (missing data, a bad config, an unreadable checkpoint) print one
+clear line and exit with status 2; a failed rule check exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from torch import nn
+
+from .config import ConfigError, load_config, parse_overrides
+from .data import DataError
+from .models import MODELS, NetSpec, build_net, create_model
+from .summary import PARAM_BUDGET, check_rules, summarize
+from .train import CheckpointError, TrainingDiverged
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError)
+
+
+def resolve_model(name: str) -> nn.Module:
+    """A registered model name, or ``package.module:attr`` naming an nn.Module, a NetSpec or a factory."""
+    if name in MODELS:
+        return create_model(name)
+    if ":" not in name:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
+                         "(or give package.module:attribute)")
+    module_name, attr = name.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import model {name!r}: {exc}") from exc
+    finally:
+        sys.path.pop(0)
+    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, nn.Module)):
+        obj = obj()
+    if isinstance(obj, NetSpec):
+        obj = build_net(obj)
+    if not isinstance(obj, nn.Module):
+        raise ValueError(f"{name} is not an nn.Module, a NetSpec or a factory of one")
+    return obj
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    print(summarize(resolve_model(args.model), args.input_size).table())
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    report = check_rules(resolve_model(args.model), args.input_size, args.max_params)
+    print(report)
+    return 0 if report.passed else 1
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from .train import fit
+
+    overrides = parse_overrides(extra)
+    if args.data is not None:
+        overrides["data.path"] = args.data
+    if args.resume:
+        fit(load_config(None, {"run_dir": args.resume}), resume=True, progress=not args.no_progress)
+        return 0
+    cfg = load_config(args.config, overrides)
+    fit(cfg, progress=not args.no_progress)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .report import evaluate_checkpoint
+
+    result, _ = evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta)
+    print(result.line())
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .report import plot_run
+
+    for path in plot_run(args.run_dir, args.data):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="advconv", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, help_ in (("summary", "per-layer table: shapes, params, MACs, receptive field"),
+                        ("check", "check the assignment's architecture rules (exit 1 if one fails)")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--model", default="assignment9",
+                       help=f"one of {', '.join(sorted(MODELS))}, or package.module:attribute")
+        p.add_argument("--input-size", type=int, default=32)
+        if name == "check":
+            p.add_argument("--max-params", type=int, default=PARAM_BUDGET)
+
+    p = sub.add_parser("train", help="train a model; extra --field value pairs override the config",
+                       epilog="Overrides: any config field, e.g. --epochs 30 --lr 0.05 --optim.schedule cosine")
+    p.add_argument("--config", default=None, help="YAML config (e.g. configs/assignment9.yaml)")
+    p.add_argument("--data", default=None, help="image-folder dir or .tar.gz; omit to download CIFAR-10")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars (logs stay)")
+
+    p = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored image")
+
+    p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "train":
+            return cmd_train(args, extra)
+        return globals()[f"cmd_{args.command}"](args)
+    except USER_ERRORS as exc:
+        print(f"advconv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

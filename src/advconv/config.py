@@ -1,0 +1,193 @@
+"""Run configuration: dataclasses, loaded from YAML, overridden from the command line.
+
+Overrides are ``--key value`` pairs: ``key`` is a field name (``--lr 0.05``) or a dotted
+path when the name is ambiguous (``--optim.lr 0.05``); values are parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None          # image-folder dir or .tar.gz; None = torchvision download
+    cache_dir: str = "~/.cache/advconv"
+    pipeline: str = "albumentations"  # or "batched" (torch ops on whole batches, fast on CPU)
+    workers: int = 2
+    skip_corrupt: bool = False
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = 0.5
+    affine: float = 0.5              # albumentations: probability of shift-scale-rotate
+    shift: float = 0.0625
+    scale: float = 0.1
+    rotate: float = 15.0
+    translate: int = 4               # batched: max shift in pixels (reflect-padded crop)
+    cutout: float = 0.5
+    cutout_size: int = 16
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"                # sgd | adam | adamw
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"       # onecycle | cosine | linear | step | constant
+    warmup: float = 0.2              # fraction of training spent warming up
+    label_smoothing: float = 0.1
+    ema: float = 0.0                 # >0: evaluate an exponential moving average of the weights
+
+
+@dataclass
+class Config:
+    model: Any = "assignment9"       # a registered name or a NetSpec dict
+    epochs: int = 30
+    batch_size: int = 512
+    seed: int = 0
+    device: str = "auto"             # auto (cuda if there is one) | cpu | cuda
+    precision: str = "auto"          # auto | fp32 | bf16
+    channels_last: bool = True
+    compile: bool = False
+    tta: bool = False                # average logits over the image and its mirror at test time
+    deterministic: bool = False
+    max_params: int | None = 200_000  # refuse models over this budget; None = no budget
+    run_dir: str = "runs/assignment9"
+    target_accuracy: float | None = None  # stop once the test accuracy reaches this (%)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "data.pipeline": ("albumentations", "batched"),
+    "optim.name": ("sgd", "adam", "adamw"),
+    "optim.schedule": ("onecycle", "cosine", "linear", "step", "constant"),
+    "precision": ("auto", "fp32", "bf16"),
+}
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown field or gives a value of the wrong type."""
+
+
+def _leaf_paths(cls, prefix: str = "") -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    paths = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            paths.update(_leaf_paths(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            paths[f"{prefix}{f.name}"] = hints[f.name]
+    return paths
+
+
+def _check_type(path: str, value: Any, hint) -> Any:
+    if hint is Any:
+        return value
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    allowed = typing.get_args(hint) if union else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not any(isinstance(value, t) and not (t is int and isinstance(value, bool))
+               for t in allowed if t is not type(None)):
+        names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+        raise ConfigError(f"{path}: expected {names}, got {value!r}")
+    if path in CHOICES and value not in CHOICES[path]:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(CHOICES[path])}")
+    return value
+
+
+def _set(cfg: Config, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    obj = cfg
+    for p in parents:
+        obj = getattr(obj, p)
+    setattr(obj, leaf, value)
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Set fields by full dotted path or by unique leaf name, type-checked."""
+    paths = _leaf_paths(Config)
+    by_leaf: dict[str, list[str]] = {}
+    for p in paths:
+        by_leaf.setdefault(p.rsplit(".", 1)[-1], []).append(p)
+    for key, value in overrides.items():
+        key = key.replace("-", "_")
+        if key in paths:
+            path = key
+        elif len(by_leaf.get(key, [])) == 1:
+            path = by_leaf[key][0]
+        elif key in by_leaf:
+            raise ConfigError(f"--{key} is ambiguous; use one of {', '.join('--' + p for p in by_leaf[key])}")
+        else:
+            raise ConfigError(f"unknown config field {key!r}; known: {', '.join(sorted(paths))}")
+        _set(cfg, path, _check_type(path, value, paths[path]))
+    return cfg
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "model":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file, then the overrides."""
+    cfg = Config()
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of fields")
+        apply_overrides(cfg, _flatten(data))
+    return apply_overrides(cfg, overrides or {})
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config saved with ``to_dict`` (e.g. in a checkpoint)."""
+    return apply_overrides(Config(), _flatten(data))
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """``['--lr', '0.05', '--tta']`` -> ``{'lr': 0.05, 'tta': True}`` (a bare flag means true)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        key = args[i]
+        if not key.startswith("--"):
+            raise ConfigError(f"expected --field value, got {key!r}")
+        key = key[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            raw, i = args[i + 1], i + 2
+        else:
+            raw, i = "true", i + 1
+        out[key] = yaml.safe_load(raw)
+    return out

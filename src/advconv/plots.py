@@ -1,0 +1,76 @@
+"""Figures of a run, written as PNG files (matplotlib, no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
+    """Train/test loss and accuracy per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], label="test")
+    ax_loss.set(title="Loss", xlabel="epoch")
+    ax_acc.plot(epochs, [h["train_acc"] for h in history], label="train")
+    ax_acc.plot(epochs, [h["test_acc"] for h in history], label="test")
+    best = max(h["test_acc"] for h in history)
+    ax_acc.axhline(best, color="grey", lw=0.8, ls="--")
+    ax_acc.set(title=f"Accuracy (best test {best:.2f}%)", xlabel="epoch", ylabel="%")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path, cols: int = 5) -> Path:
+    """Images (N, H, W, 3 uint8) in a grid, each with its title (e.g. 'true / predicted')."""
+    rows = max(1, -(-len(images) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.2))
+    for ax in np.atleast_1d(axes).ravel():
+        ax.axis("off")
+    for ax, img, title in zip(np.atleast_1d(axes).ravel(), images, titles):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=8)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
+    threshold = confusion.max() / 2
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[i, j] > threshold else "black")
+    fig.colorbar(im, ax=ax)
+    return _save(fig, path)
+
+
+def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str | Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(classes, accuracy, color="tab:blue")
+    for i, a in enumerate(accuracy):
+        ax.text(i, a + 0.5, f"{a:.1f}", ha="center", fontsize=8)
+    ax.set(ylabel="accuracy %", ylim=(0, 105), title="Per-class test accuracy")
+    ax.tick_params(axis="x", rotation=45)
+    return _save(fig, path)

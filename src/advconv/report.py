@@ -1,0 +1,54 @@
+"""From a checkpoint to numbers and figures: test accuracy, misclassified images, confusion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import ArrayDataset, BatchLoader, load_cifar10
+from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
+from .train import EvalResult, autocast_dtype, evaluate, load_checkpoint, model_from_checkpoint
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool = False,
+                        batch_size: int = 500) -> tuple[EvalResult, ArrayDataset]:
+    """Test-set result of a checkpoint, on ``data`` or the data it was trained on."""
+    state = load_checkpoint(checkpoint)
+    model, meta = model_from_checkpoint(state)
+    data_cfg = state["config"]["data"]
+    _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
+    loader = BatchLoader(test, meta["mean"], meta["std"], batch_size, train=False, channels_last=False)
+    device = torch.device("cpu")
+    return evaluate(model, loader, device, autocast_dtype("fp32", device), tta), test
+
+
+def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (targets, predictions), 1)
+    return matrix
+
+
+def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int = 25) -> list[Path]:
+    """Curves from the metrics log; misclassified grid, confusion matrix and per-class accuracy
+    from the best checkpoint on the test set."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists():
+        raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
+    written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
+    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+    result, test = evaluate_checkpoint(checkpoint, data)
+    preds, targets = result.predictions.numpy(), result.targets.numpy()
+    classes = test.classes
+    wrong = np.flatnonzero(preds != targets)[:n_misclassified]
+    written.append(plot_image_grid(test.images[wrong],
+                                   [f"{classes[targets[i]]} / {classes[preds[i]]}" for i in wrong],
+                                   run_dir / "misclassified.png"))
+    matrix = confusion_matrix(targets, preds, len(classes))
+    written.append(plot_confusion(matrix, classes, run_dir / "confusion.png"))
+    per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
+    written.append(plot_per_class(per_class, classes, run_dir / "per_class.png"))
+    return written

@@ -1,0 +1,206 @@
+"""Per-layer summary (shape, params, MACs, receptive field) and the assignment's rule checks.
+
+Shapes come from forward hooks on one dummy batch; the receptive-field arithmetic is ours:
+walking the leaf layers in execution order, a layer with kernel k, stride s, dilation d
+grows the field by ``(d*(k-1)) * jump`` and multiplies the jump by s. That is exact for
+chains, and for residual blocks whose skip is an identity (the longest path dominates).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+PARAM_BUDGET = 200_000
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    rf: tuple[int, int]
+    jump: tuple[float, float]
+
+
+@dataclass
+class ModelSummary:
+    layers: list[LayerInfo]
+    total_params: int
+    trainable_params: int
+    input_size: int
+    final_rf: tuple[int, int]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def table(self) -> str:
+        header = ("layer", "type", "output shape", "params", "MACs", "RF", "jump")
+        rows = [header]
+        for layer in self.layers:
+            rows.append((
+                layer.name, layer.kind, "x".join(map(str, layer.output_shape)),
+                f"{layer.params:,}", f"{layer.macs:,}", _fmt_pair(layer.rf), _fmt_pair(layer.jump),
+            ))
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+        line = lambda r: "  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(r, widths)))
+        rule = "-" * len(line(header))
+        out = [line(header), rule, *(line(r) for r in rows[1:]), rule]
+        out.append(f"Total params: {self.total_params:,} (trainable {self.trainable_params:,})")
+        out.append(f"Total MACs per image: {self.total_macs:,} ({self.total_macs / 1e6:.2f} M)")
+        out.append(f"Final receptive field: {_fmt_pair(self.final_rf)} on a "
+                   f"{self.input_size}x{self.input_size} input")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _fmt_pair(pair: tuple) -> str:
+    a, b = (int(v) if float(v).is_integer() else round(v, 3) for v in pair)
+    return f"{a}" if a == b else f"{a}x{b}"
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    return next(module.children(), None) is None
+
+
+def _rf_step(module: nn.Module, rf: tuple, jump: tuple, in_shape, out_shape) -> tuple[tuple, tuple]:
+    """Receptive field and jump after ``module``, given them before it (per axis)."""
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        k, s = _pair(module.kernel_size), _pair(module.stride)
+        d = _pair(getattr(module, "dilation", 1))
+        rf = tuple(r + d_ * (k_ - 1) * j for r, k_, d_, j in zip(rf, k, d, jump))
+        jump = tuple(j * s_ for j, s_ in zip(jump, s))
+    elif isinstance(module, nn.ConvTranspose2d):
+        k, s, d = _pair(module.kernel_size), _pair(module.stride), _pair(module.dilation)
+        # an output pixel sees ceil(k_eff / s) input pixels along each axis
+        rf = tuple(r + (math.ceil((d_ * (k_ - 1) + 1) / s_) - 1) * j
+                   for r, k_, d_, s_, j in zip(rf, k, d, s, jump))
+        jump = tuple(j / s_ for j, s_ in zip(jump, s))
+    elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and len(in_shape) == 4:
+        # pooling to a smaller grid: each output cell covers in/out input cells
+        for axis in (0, 1):
+            cells = math.ceil(in_shape[2 + axis] / out_shape[2 + axis])
+            rf = tuple(r + (cells - 1) * j if a == axis else r for a, (r, j) in enumerate(zip(rf, jump)))
+        jump = tuple(j * in_shape[2 + a] / out_shape[2 + a] for a, j in enumerate(jump))
+    return rf, jump
+
+
+def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    if isinstance(module, nn.Conv2d):
+        k = _pair(module.kernel_size)
+        return out[0].numel() * (module.in_channels // module.groups) * k[0] * k[1]
+    if isinstance(module, nn.ConvTranspose2d):
+        k = _pair(module.kernel_size)
+        return inp[0].numel() * (module.out_channels // module.groups) * k[0] * k[1]
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features
+    return 0
+
+
+def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> ModelSummary:
+    """Run one 1-image forward pass in eval mode and tabulate every leaf layer."""
+    records: list[tuple[str, nn.Module, tuple, torch.Tensor, torch.Tensor]] = []
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(module, inputs, output):
+        records.append((names[module], module, tuple(inputs[0].shape), inputs[0], output))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if _is_leaf(m)]
+    was_training = model.training
+    try:
+        model.eval()
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, input_size, input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    layers, rf, jump, final_rf = [], (1, 1), (1.0, 1.0), (1, 1)
+    for name, module, in_shape, inp, out in records:
+        rf, jump = _rf_step(module, rf, jump, in_shape, tuple(out.shape))
+        if out.dim() == 4 and out.shape[-1] > 1:
+            final_rf = rf
+        layers.append(LayerInfo(
+            name=name, kind=type(module).__name__, output_shape=tuple(out.shape[1:]),
+            params=sum(p.numel() for p in module.parameters()),
+            macs=_macs(module, inp, out), rf=rf, jump=jump,
+        ))
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return ModelSummary(layers, total, trainable, input_size, final_rf)
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class RulesReport:
+    results: list[RuleResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def __str__(self) -> str:
+        lines = [f"[{'PASS' if r.passed else 'FAIL'}] {r.rule}: {r.detail}" for r in self.results]
+        failed = sum(not r.passed for r in self.results)
+        lines.append("All rules pass." if not failed else f"{failed} rule(s) failed.")
+        return "\n".join(lines)
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+
+
+def check_rules(model: nn.Module, input_size: int = 32, max_params: int = PARAM_BUDGET) -> RulesReport:
+    """The assignment's architecture rules, checked on the built module (not on its spec)."""
+    s = summarize(model, input_size)
+    mods = list(model.modules())
+    maxpools = [n for n, m in model.named_modules()
+                if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d))]
+    depthwise = [n for n, m in model.named_modules() if _is_depthwise(m)]
+    dilated = [n for n, m in model.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and max(_pair(m.dilation)) > 1]
+    gap = [l.name for l in s.layers
+           if l.kind in ("AdaptiveAvgPool2d", "AvgPool2d") and l.output_shape[-2:] == (1, 1)]
+    has_pointwise_after_dw = any(
+        isinstance(b, nn.Conv2d) and _pair(b.kernel_size) == (1, 1) and _is_depthwise(a)
+        for a, b in zip(mods, mods[1:])
+    )
+    rf = min(s.final_rf)
+    report = RulesReport([
+        RuleResult("no max-pooling", not maxpools,
+                   "none found" if not maxpools else f"found {', '.join(maxpools)}"),
+        RuleResult("depthwise-separable conv", bool(depthwise) and has_pointwise_after_dw,
+                   f"{len(depthwise)} depthwise layer(s): {', '.join(depthwise)}" if depthwise
+                   else "no depthwise conv (groups == in_channels) found"),
+        RuleResult("dilated conv", bool(dilated),
+                   f"{len(dilated)} dilated layer(s): {', '.join(dilated)}" if dilated
+                   else "no conv with dilation > 1 found"),
+        RuleResult("global average pooling", bool(gap),
+                   f"at {', '.join(gap)}" if gap else "no average pooling down to 1x1 found"),
+        RuleResult(f"params < {max_params:,}", s.total_params < max_params, f"{s.total_params:,} parameters"),
+        RuleResult(f"receptive field >= {input_size}", rf >= input_size,
+                   f"final receptive field {_fmt_pair(s.final_rf)}"),
+    ])
+    return report

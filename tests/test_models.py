@@ -1,0 +1,82 @@
+import pytest
+
+from advconv.models import NetSpec, build_net, create_model, get_spec, validate_spec
+
+
+def spec_dict(**block_changes):
+    block = dict(conv_type=["standard", "dilated"], out_channels=[8, 8], kernel_size=[3, 3],
+                 stride=[2, 1], padding=[1, 2], dilation=[1, 2])
+    return {"blocks": [block | block_changes]}
+
+
+def test_spec_from_dict_builds():
+    model = create_model(spec_dict())
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(stride=[2]), r"model.blocks\[0\]: lists must have the same length.*stride=1"),
+    (dict(out_channels=[8, 0]), r"model.blocks\[0\].out_channels\[1\] must be a positive integer"),
+    (dict(out_channels=[-4, 8]), r"out_channels\[0\] must be a positive integer"),
+    (dict(conv_type=["standard", "wavelet"]), r"conv_type\[1\]: unknown conv type 'wavelet'"),
+    (dict(dilation=[1, 1]), r"dilation\[1\]: conv type 'dilated' needs dilation >= 2"),
+    (dict(padding=[1, -1]), r"padding\[1\] must be a non-negative integer"),
+    (dict(kernel_size=[3, 9], padding=[1, 0], dilation=[1, 4]),
+     r"layer 1: kernel_size=9, stride=1, padding=0, dilation=4 shrink the 16x16 feature map below 1x1"),
+])
+def test_impossible_specs_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        create_model(spec_dict(**changes))
+
+
+def test_stride_that_shrinks_below_one_is_rejected():
+    blocks = [dict(conv_type=["standard"], out_channels=[4], kernel_size=[3], stride=[2], padding=[0],
+                   dilation=[1])] * 5
+    with pytest.raises(ValueError, match=r"model.blocks\[4\], layer 0: .*below 1x1"):
+        validate_spec(NetSpec.from_dict({"blocks": blocks}))
+
+
+def test_group_norm_channels_must_divide():
+    with pytest.raises(ValueError, match=r"out_channels\[0\]=8 is not divisible by model.number_of_groups=3"):
+        create_model(spec_dict() | {"normalization": "group", "number_of_groups": 3})
+    with pytest.raises(ValueError, match="needs a positive number_of_groups"):
+        create_model(spec_dict() | {"normalization": "group"})
+    assert create_model(spec_dict() | {"normalization": "group", "number_of_groups": 4})
+
+
+def test_unknown_norm_and_fields():
+    with pytest.raises(ValueError, match="model.normalization: unknown 'instance'"):
+        create_model(spec_dict() | {"normalization": "instance"})
+    with pytest.raises(ValueError, match=r"model: unknown field\(s\) \['widht'\]"):
+        create_model(spec_dict() | {"widht": 2})
+    with pytest.raises(ValueError, match=r"model.blocks\[0\]: unknown field\(s\) \['strides'\]"):
+        create_model({"blocks": [{"strides": [1]}]})
+
+
+def test_param_budget():
+    with pytest.raises(ValueError, match=r"185,346 parameters exceed the budget of 100,000"):
+        validate_spec(get_spec("reference"), max_params=100_000)
+    validate_spec(get_spec("reference"), max_params=200_000)
+
+
+def test_residual_must_keep_shape():
+    good = spec_dict(conv_type=["standard", "standard", "dilated"], out_channels=[8, 8, 8],
+                     kernel_size=[3, 3, 3], stride=[2, 1, 1], padding=[1, 1, 2], dilation=[1, 1, 2])
+    good["blocks"][0]["residual"] = [1, 3]
+    assert create_model(good)
+    bad = spec_dict(conv_type=["standard", "standard"], out_channels=[8, 16], kernel_size=[3, 3],
+                    stride=[1, 1], padding=[1, 1], dilation=[1, 1])
+    bad["blocks"][0]["residual"] = [1, 2]
+    with pytest.raises(ValueError, match="residual: layer 1 changes the shape"):
+        create_model(bad)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="known models: assignment9"):
+        get_spec("vgg")
+
+
+def test_spec_round_trip():
+    spec = get_spec("assignment9")
+    assert NetSpec.from_dict(spec.to_dict()) == spec
+    assert sum(p.numel() for p in build_net(spec).parameters()) < 200_000

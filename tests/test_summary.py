@@ -1,0 +1,114 @@
+import pytest
+import torch
+from torch import nn
+
+from advconv.blocks import create_conv2d
+from advconv.cli import main
+from advconv.models import create_model
+from advconv.summary import check_rules, summarize
+
+
+def final_rf(*layers) -> tuple[int, int]:
+    return summarize(nn.Sequential(*layers), input_size=32).final_rf
+
+
+def test_rf_dilated_after_two_stride_2_layers():
+    # by hand: 1 -> 3 (jump 2) -> 3 + 2*2 = 7 (jump 4) -> 7 + (2*(3-1)) * 4 = 23
+    rf = final_rf(nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 1, 2, dilation=2))
+    assert rf == (23, 23)
+
+
+def test_rf_pointwise_and_norms_change_nothing():
+    assert final_rf(nn.Conv2d(3, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 1)) == (3, 3)
+
+
+def test_rf_depthwise_separable_counts_its_kernel_once():
+    # 5x5 stride 1 (rf 5), then depthwise 3x3 + pointwise: 5 + 2 = 7
+    assert final_rf(nn.Conv2d(3, 8, 5, 1, 2), create_conv2d("depthwise", 8, 16, 3)) == (7, 7)
+
+
+def test_rf_spatially_separable_per_axis():
+    assert final_rf(create_conv2d("spatially_separable", 3, 8, 3)) == (3, 3)
+    assert final_rf(nn.Conv2d(3, 8, (3, 1), padding=(1, 0))) == (3, 1)
+
+
+def test_rf_jump_after_strides():
+    s = summarize(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 1, 1)))
+    convs = [layer for layer in s.layers if layer.kind == "Conv2d"]
+    assert [c.jump for c in convs] == [(2, 2), (4, 4), (4, 4)]
+    assert [c.rf for c in convs] == [(3, 3), (7, 7), (15, 15)]
+
+
+def test_reference_net_matches_the_course_numbers():
+    s = summarize(create_model("reference"))
+    assert s.total_params == 185_346
+    # C1: 3, 5, 7 (j2); C2: 11, 19 (dilated), 23 (j4); C3: 31 (dw), 39, 47 (j8); C4: 63, 79, 95
+    assert s.final_rf == (95, 95)
+
+
+def test_summary_shapes_and_macs():
+    s = summarize(nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.Conv2d(8, 4, 1, stride=2, bias=False)))
+    assert [layer.output_shape for layer in s.layers] == [(8, 32, 32), (4, 16, 16)]
+    assert [layer.macs for layer in s.layers] == [32 * 32 * 8 * 3 * 9, 16 * 16 * 4 * 8]
+    assert s.total_params == 8 * 27 + 32
+    assert "Final receptive field: 3" in s.table()
+
+
+def test_summary_leaves_training_mode_alone():
+    model = create_model("assignment9").train()
+    summarize(model)
+    assert model.training
+
+
+@pytest.mark.parametrize("name", ["assignment9", "reference"])
+def test_shipped_models_pass_every_rule(name):
+    report = check_rules(create_model(name))
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("factory, failing_rule", [
+    ("with_maxpool", "no max-pooling"),
+    ("without_dilation", "dilated conv"),
+    ("over_budget", "params < 200,000"),
+    ("small_receptive_field", "receptive field >= 32"),
+])
+def test_rule_checker_catches_bad_models(factory, failing_rule):
+    from tests import bad_models
+    from advconv.cli import resolve_model
+
+    report = check_rules(resolve_model(f"tests.bad_models:{factory}"))
+    failed = [r.rule for r in report.results if not r.passed]
+    assert failed == [failing_rule], str(report)
+    assert "FAIL" in str(report) and "1 rule(s) failed" in str(report)
+    assert bad_models  # imported for the CLI's resolve path above
+
+
+def test_depthwise_without_pointwise_is_not_separable():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1, groups=8),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    result = {r.rule: r for r in check_rules(model).results}["depthwise-separable conv"]
+    assert not result.passed
+
+
+def test_cli_summary_and_check(capsys):
+    assert main(["summary", "--model", "assignment9"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params:" in out and "Final receptive field:" in out
+    assert main(["check", "--model", "assignment9"]) == 0
+    assert "All rules pass." in capsys.readouterr().out
+    assert main(["check", "--model", "tests.bad_models:with_maxpool"]) == 1
+    assert "[FAIL] no max-pooling" in capsys.readouterr().out
+
+
+def test_cli_unknown_model_is_a_clear_error(capsys):
+    assert main(["check", "--model", "resnet1000"]) == 2
+    assert "unknown model 'resnet1000'" in capsys.readouterr().err
+
+
+def test_summary_works_on_a_model_with_no_parameters():
+    assert summarize(nn.Sequential(nn.AdaptiveAvgPool2d(1))).total_params == 0
+
+
+def test_forward_of_every_shipped_model():
+    for name in ("assignment9", "reference"):
+        assert create_model(name)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
