@@ -1,0 +1,157 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from advconv import train as train_mod
+from advconv.cli import main
+from advconv.config import load_config
+from advconv.data import ArrayDataset, BatchLoader, DataError, load_cifar10
+from advconv.report import plot_run
+from advconv.train import fit, load_checkpoint
+
+from .conftest import make_image_folder
+
+
+def tiny_config(tmp_path, data, **overrides):
+    base = {"data.path": str(data), "cache_dir": str(tmp_path / "cache"), "run_dir": str(tmp_path / "run"),
+            "epochs": 3, "batch_size": 16, "workers": 0, "lr": 0.05, "warmup": 0.3}
+    return load_config(None, base | overrides)
+
+
+@pytest.mark.parametrize("pipeline", ["batched", "albumentations"])
+def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, image_folder, pipeline):
+    result = fit(tiny_config(tmp_path, image_folder, pipeline=pipeline, epochs=4), progress=False)
+    history = result["history"]
+    assert len(history) == 4
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json"):
+        assert (run / name).exists(), name
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,train_loss,train_acc")
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 4 and state["classes"] == ("circle", "cross", "stripes")
+
+
+@pytest.mark.parametrize("pipeline", ["batched", "albumentations"])
+def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, monkeypatch):
+    settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3)
+    straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
+
+    real_epoch, calls = train_mod.train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # dies in the middle of the 2nd epoch
+        return real_epoch(*args, **kwargs)
+
+    cfg = tiny_config(tmp_path / "b", image_folder, **settings)
+    monkeypatch.setattr(train_mod, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, progress=False)
+    monkeypatch.setattr(train_mod, "train_epoch", real_epoch)
+    assert load_checkpoint(tmp_path / "b" / "run")["epoch"] == 1
+    resumed = fit(cfg, resume=True, progress=False)
+
+    for (name, a), b in zip(straight["model"].state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["test_acc"] for h in straight["history"]] == [h["test_acc"] for h in resumed["history"]]
+
+
+def test_progress_and_test_lines_have_the_course_format(tmp_path, image_folder, capsys):
+    fit(tiny_config(tmp_path, image_folder, epochs=1, pipeline="batched"), progress=True)
+    captured = capsys.readouterr()
+    assert re.search(r"Train: Loss=\d+\.\d\d Batch_id=\d+ Accuracy=\d+\.\d\d", captured.err)
+    assert re.search(r"Test set: Average loss: \d+\.\d{4}, Accuracy: \d+/24 \(\d+\.\d\d%\)", captured.out)
+
+
+def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
+    with pytest.raises(DataError, match="--data"):
+        load_cifar10(tmp_path / "nowhere")
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path)])
+    assert code == 2
+    assert "dataset not found" in capsys.readouterr().err
+
+
+def test_corrupt_image_is_named_or_skipped(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
+    bad = root / "train" / "cross" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(DataError, match="broken.jpg"):
+        load_cifar10(root, tmp_path / "cache")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        train, test = load_cifar10(root, tmp_path / "cache", skip_corrupt=True)
+    assert len(train) == 9 and len(test) == 6
+
+
+def test_tarball_and_cache(tmp_path, monkeypatch):
+    import tarfile
+
+    root = make_image_folder(tmp_path / "d", per_class_train=4, per_class_test=2)
+    archive = tmp_path / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="tiny")
+    train, test = load_cifar10(archive, tmp_path / "cache")
+    assert train.images.shape == (12, 32, 32, 3) and test.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    # the second load comes from the .npz cache: no image is decoded again
+    monkeypatch.setattr("advconv.data.decode_image", lambda *a, **k: pytest.fail("decoded twice"))
+    again, _ = load_cifar10(archive, tmp_path / "cache")
+    assert np.array_equal(again.images, train.images)
+
+
+def test_batch_loader_is_a_pure_function_of_seed_and_epoch():
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10, tuple("abcdefghij"))
+    make = lambda: BatchLoader(data, (0.5,) * 3, (0.25,) * 3, 16, train=True, seed=3)  # noqa: E731
+    a, b = make(), make()
+    a.set_epoch(2), b.set_epoch(2)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert len(a) == 2  # drop_last for training
+    b.set_epoch(3)
+    assert not torch.equal(next(iter(a))[0], next(iter(b))[0])
+
+
+def test_batch_loader_without_augmentation_only_normalizes():
+    images = np.full((4, 32, 32, 3), 128, dtype=np.uint8)
+    data = ArrayDataset(images, np.zeros(4, dtype=np.int64), ("a",))
+    loader = BatchLoader(data, (0.5,) * 3, (0.25,) * 3, 4, train=True, translate=0, hflip=0, cutout=0)
+    x, _ = next(iter(loader))
+    assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
+
+
+def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
+    data = ArrayDataset(np.full((8, 32, 32, 3), 200, dtype=np.uint8), np.zeros(8, dtype=np.int64), ("a",))
+    loader = BatchLoader(data, (0.5,) * 3, (0.25,) * 3, 8, train=True, translate=0, hflip=0, cutout=1.0)
+    x, _ = next(iter(loader))
+    holes = (x == 0).all(1)  # filled with the mean == 0 after normalizing
+    assert holes.any(dim=(1, 2)).all()
+    assert (holes.sum(dim=(1, 2)) <= 256).all()
+    assert (holes.sum(dim=(1, 2)).max() == 256)  # some hole lies fully inside the image
+
+
+def test_plot_and_evaluate_from_a_run(tmp_path, image_folder, capsys):
+    fit(tiny_config(tmp_path, image_folder, epochs=1, pipeline="batched"), progress=False)
+    written = plot_run(tmp_path / "run")
+    assert [p.name for p in written] == ["curves.png", "misclassified.png", "confusion.png", "per_class.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt")]) == 0
+    assert re.search(r"Test set: Average loss: .*Accuracy: \d+/24", capsys.readouterr().out)
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2
+    assert f"checkpoint {bad} is unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_shared_cifar10_tarball_loads(shared_tarball, tmp_path):
+    train, test = load_cifar10(shared_tarball, tmp_path / "cache")
+    assert train.images.shape == (50_000, 32, 32, 3) and test.images.shape == (10_000, 32, 32, 3)
+    assert train.classes == ("airplane", "automobile", "bird", "cat", "deer",
+                             "dog", "frog", "horse", "ship", "truck")
+    assert np.bincount(test.labels).tolist() == [1000] * 10
