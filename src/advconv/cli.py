@@ -1,4 +1,4 @@
-"""The ``advconv`` command: summary, check, train, evaluate, plot.
+"""The ``advconv`` command: summary, check, train, evaluate, plot, predict, export, explain.
 
 Errors a user can fix (missing data, a bad config, an unreadable checkpoint) print one
 clear line and exit with status 2; a failed rule check exits with status 1.
@@ -74,8 +74,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate_checkpoint
 
-    result, _ = evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta)
-    print(result.line())
+    print(evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta).result.line())
     return 0
 
 
@@ -84,6 +83,33 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     for path in plot_run(args.run_dir, args.data):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import predict_files
+
+    for prediction in predict_files(args.checkpoint, args.images, args.top_k):
+        print(prediction.line())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .inference import export_model
+    from .train import load_checkpoint, model_from_checkpoint
+
+    model, _ = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[args.format]
+    output = args.output or str(Path(args.checkpoint).with_suffix(suffix))
+    print(f"wrote {export_model(model, output, args.format)}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_checkpoint
+
+    output = args.output or str(Path(args.checkpoint).parent / "gradcam.png")
+    print(f"wrote {explain_checkpoint(args.checkpoint, output, args.data, args.index, args.count)}")
     return 0
 
 
@@ -115,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+
+    p = sub.add_parser("predict", help="top-k classes of image files (any size/format)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("images", nargs="+")
+
+    p = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--output", default=None, help="defaults to the checkpoint path with .onnx/.torchscript.pt")
+
+    p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
+    p.add_argument("--index", type=int, nargs="*", default=None, help="test-set indices (default: misclassified)")
+    p.add_argument("--count", type=int, default=12, help="how many misclassified images")
+    p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the checkpoint)")
     return parser
 
 

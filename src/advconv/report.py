@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .data import ArrayDataset, BatchLoader, load_cifar10
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
-from .train import EvalResult, autocast_dtype, evaluate, load_checkpoint, model_from_checkpoint
+from .train import EvalResult, evaluate, load_checkpoint, model_from_checkpoint
+
+
+@dataclass
+class CheckpointEvaluation:
+    model: nn.Module
+    meta: dict  # classes, mean, std
+    test: ArrayDataset
+    result: EvalResult
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool = False,
-                        batch_size: int = 500) -> tuple[EvalResult, ArrayDataset]:
+                        batch_size: int = 500) -> CheckpointEvaluation:
     """Test-set result of a checkpoint, on ``data`` or the data it was trained on."""
     state = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(state)
@@ -22,7 +32,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bo
     _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
     loader = BatchLoader(test, meta["mean"], meta["std"], batch_size, train=False, channels_last=False)
     device = torch.device("cpu")
-    return evaluate(model, loader, device, autocast_dtype("fp32", device), tta), test
+    return CheckpointEvaluation(model, meta, test, evaluate(model, loader, device, None, tta))
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -40,7 +50,8 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
         raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
-    result, test = evaluate_checkpoint(checkpoint, data)
+    evaluation = evaluate_checkpoint(checkpoint, data)
+    result, test = evaluation.result, evaluation.test
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     classes = test.classes
     wrong = np.flatnonzero(preds != targets)[:n_misclassified]

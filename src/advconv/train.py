@@ -321,7 +321,11 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
 
 
-def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = print,
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # logs redirected to a file show each epoch as it ends
+
+
+def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_now,
         progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` to the end (or to ``target_accuracy``); returns the final metrics."""
     start = time.perf_counter()
@@ -408,6 +412,9 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = print,
                 "elapsed_s": round(elapsed_before + time.perf_counter() - start, 2),
             }
             history.append(row)
+            say(f"Epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.2f}% | "
+                f"test loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
+                f"(elapsed {row['elapsed_s']:.1f} s)")
             best_acc = max(best_acc, result.accuracy)
             ckpt = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -431,10 +438,16 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = print,
             break
 
     if dist_info.world_size > 1:
+        # parameters stay equal through DDP's gradient all-reduce; BN running stats are per rank:
+        # hand every rank rank 0's, the ones that were evaluated and saved
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
         dist.barrier()
+        dist.destroy_process_group()
     final = history[-1] if history else {}
     say(f"Done in {time.perf_counter() - start:.1f} s; best test accuracy {best_acc:.2f}%; run dir {run_dir}")
-    return {"best_acc": best_acc, "history": history, "final": final, "model": model, "run_dir": str(run_dir)}
+    return {"best_acc": best_acc, "history": history, "final": final, "model": model, "run_dir": str(run_dir),
+            "rank": dist_info.rank, "world_size": dist_info.world_size}
 
 
 def _check_run_dir_writable(run_dir: Path) -> None:

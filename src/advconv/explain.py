@@ -1,0 +1,59 @@
+"""Grad-CAM heatmaps (the grad-cam package) over test images, saved as a PNG grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from torch import nn
+
+from .inference import preprocess
+from .plots import plot_image_grid
+
+
+def default_target_layer(model: nn.Module) -> nn.Module:
+    """The last block whose output still has a spatial map (c4 in the C1-C4 nets)."""
+    blocks = [m for name, m in model.named_children() if name.startswith("c")]
+    if not blocks:
+        raise ValueError("cannot find a conv block (c1..cN) to explain; pass a target layer")
+    return blocks[-1]
+
+
+def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
+                     mean: Sequence[float], std: Sequence[float], target_layer: nn.Module | None = None,
+                     ) -> np.ndarray:
+    """Heatmaps of where ``model`` looks for the given class of each image, blended onto it."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer = target_layer if target_layer is not None else default_target_layer(model)
+    x = preprocess(images, mean, std)
+    with GradCAM(model=model.eval(), target_layers=[layer]) as cam:
+        heatmaps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes_to_explain])
+    return np.stack([show_cam_on_image(img.astype(np.float32) / 255, h, use_rgb=True)
+                     for img, h in zip(images, heatmaps)])
+
+
+def explain_checkpoint(checkpoint: str | Path, output: str | Path, data: str | None = None,
+                       indices: Sequence[int] | None = None, count: int = 12) -> Path:
+    """Grad-CAM of the predicted class for chosen test images, or the first misclassified ones."""
+    from .report import evaluate_checkpoint
+
+    evaluation = evaluate_checkpoint(checkpoint, data)
+    model, meta, test, result = evaluation.model, evaluation.meta, evaluation.test, evaluation.result
+    preds, targets = result.predictions.numpy(), result.targets.numpy()
+    if indices is None:
+        chosen = np.flatnonzero(preds != targets)[:count]
+    else:
+        chosen = np.asarray(indices, dtype=np.int64)
+        if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(targets)):
+            raise ValueError(f"test image indices must lie in 0..{len(targets) - 1}")
+    if len(chosen) == 0:
+        raise ValueError("no images to explain (no misclassified test image found)")
+    overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], meta["mean"], meta["std"])
+    names = meta["classes"]
+    pairs = np.stack([test.images[chosen], overlays], axis=1).reshape(-1, *overlays.shape[1:])
+    titles = [t for i in chosen for t in (f"#{i} true {names[targets[i]]}", f"Grad-CAM: {names[preds[i]]}")]
+    return plot_image_grid(pairs, titles, output, cols=6)

@@ -1,0 +1,65 @@
+"""Using a trained net: top-k predictions for image files, and export to ONNX / TorchScript."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import decode_image
+from .train import atomic_write_bytes, load_checkpoint, model_from_checkpoint
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+
+def preprocess(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> normalized (N, 3, H, W) float, as the net saw in training."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+
+
+@dataclass
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class, probability), best first
+
+    def line(self) -> str:
+        return f"{self.path}: " + ", ".join(f"{cls} {100 * p:.1f}%" for cls, p in self.top)
+
+
+@torch.no_grad()
+def predict_files(checkpoint: str | Path, paths: Sequence[str | Path], top_k: int = 3) -> list[Prediction]:
+    """Top-k classes of each image file; any size or format is resized to 32x32 first."""
+    model, meta = model_from_checkpoint(load_checkpoint(checkpoint))
+    images = np.stack([decode_image(Path(p), str(p)) for p in paths])  # DataError names a bad file
+    probs = model(preprocess(images, meta["mean"], meta["std"])).softmax(1)
+    k = min(top_k, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    return [Prediction(str(p), [(meta["classes"][i], float(v)) for v, i in zip(vs, ix)])
+            for p, vs, ix in zip(paths, values.tolist(), indices.tolist())]
+
+
+def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32) -> Path:
+    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    path = Path(path)
+    model = model.eval().float().to(memory_format=torch.contiguous_format)
+    example = torch.randn(2, 3, input_size, input_size)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if fmt == "onnx":
+            program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
+                                        output_names=["logits"],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
+            program.save(str(tmp), external_data=False)
+        else:
+            torch.jit.save(torch.jit.trace(model, example), str(tmp))
+        atomic_write_bytes(path, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,101 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from advconv.cli import main
+from advconv.config import load_config
+from advconv.inference import export_model, predict_files, preprocess
+from advconv.train import fit, load_checkpoint, model_from_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, image_folder):
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = load_config(None, {"data.path": str(image_folder), "cache_dir": str(tmp / "cache"),
+                             "run_dir": str(tmp / "run"), "epochs": 2, "batch_size": 16,
+                             "pipeline": "batched", "lr": 0.05})
+    fit(cfg, progress=False)
+    return tmp / "run" / "best.pt"
+
+
+def test_predict_any_size_and_format(checkpoint, tmp_path, capsys):
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)).save(big)
+    gray = tmp_path / "gray.bmp"
+    Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(gray)
+    predictions = predict_files(checkpoint, [big, gray], top_k=2)
+    assert [len(p.top) for p in predictions] == [2, 2]
+    assert all(p.top[0][1] >= p.top[1][1] for p in predictions)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(big)]) == 0
+    assert f"{big}: " in capsys.readouterr().out
+
+
+def test_predict_unreadable_file(checkpoint, tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(bad)]) == 2
+    assert f"cannot decode image {bad}" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "missing.png")]) == 2
+
+
+def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
+    import onnxruntime as ort
+
+    model, _ = model_from_checkpoint(load_checkpoint(checkpoint))
+    path = export_model(model, tmp_path / "m.onnx", "onnx")
+    session = ort.InferenceSession(str(path))
+    for batch in (1, 7):
+        x = torch.randn(batch, 3, 32, 32)
+        (onnx_logits,) = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(onnx_logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_torchscript_export_matches_pytorch(checkpoint, tmp_path, capsys):
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
+                 "--output", str(tmp_path / "m.pt")]) == 0
+    model, _ = model_from_checkpoint(load_checkpoint(checkpoint))
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_gradcam_grid(checkpoint, tmp_path):
+    out = tmp_path / "cam.png"
+    assert main(["explain", "--checkpoint", str(checkpoint), "--index", "0", "5", "--output", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_gradcam_overlays_have_image_shape(checkpoint):
+    from advconv.explain import gradcam_overlays
+
+    model, meta = model_from_checkpoint(load_checkpoint(checkpoint))
+    images = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    overlays = gradcam_overlays(model, images, [0, 1, 2], meta["mean"], meta["std"])
+    assert overlays.shape == (3, 32, 32, 3) and overlays.dtype == np.uint8
+
+
+def test_preprocess_matches_training_normalization():
+    x = preprocess(np.full((1, 2, 2, 3), 255, dtype=np.uint8), (0.5, 0.5, 0.5), (0.5, 0.25, 0.5))
+    assert x.shape == (1, 3, 2, 2) and x[0, 1, 0, 0].item() == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_end_with_identical_weights(tmp_path, image_folder):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "tests/ddp_worker.py", str(image_folder), str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    a = torch.load(tmp_path / "rank0.pt")
+    b = torch.load(tmp_path / "rank1.pt")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    # only rank 0 writes: one run directory with its checkpoint, no per-rank files
+    assert (tmp_path / "run" / "last.pt").exists()
+    assert len(load_checkpoint(tmp_path / "run")["history"]) == 2
