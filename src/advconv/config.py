@@ -85,6 +85,35 @@ class ConfigError(ValueError):
     """A config file or override names an unknown field or gives a value of the wrong type."""
 
 
+def validate_config(cfg: Config) -> None:
+    """Reject values no run can use, naming the field, before any data is loaded."""
+    checks = [
+        ("epochs", cfg.epochs >= 1, "must be >= 1"),
+        ("batch_size", cfg.batch_size >= 1, "must be >= 1"),
+        ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
+        ("optim.lr", cfg.optim.lr > 0, "must be > 0"),
+        ("optim.momentum", 0 <= cfg.optim.momentum < 1, "must be in [0, 1)"),
+        ("optim.weight_decay", cfg.optim.weight_decay >= 0, "must be >= 0"),
+        ("optim.warmup", 0 <= cfg.optim.warmup < 1, "must be in [0, 1)"),
+        ("optim.label_smoothing", 0 <= cfg.optim.label_smoothing < 1, "must be in [0, 1)"),
+        ("optim.ema", 0 <= cfg.optim.ema < 1, "must be in [0, 1)"),
+        ("augment.translate", cfg.augment.translate >= 0, "must be >= 0"),
+        ("augment.cutout_size", cfg.augment.cutout_size >= 1, "must be >= 1"),
+        ("max_params", cfg.max_params is None or cfg.max_params >= 1, "must be >= 1 or null"),
+    ]
+    for name in ("hflip", "affine", "cutout"):
+        checks.append((f"augment.{name}", 0 <= getattr(cfg.augment, name) <= 1, "is a probability in [0, 1]"))
+    for path, ok, rule in checks:
+        if not ok:
+            *parents, leaf = path.split(".")
+            obj = cfg
+            for p in parents:
+                obj = getattr(obj, p)
+            raise ConfigError(f"{path} {rule}, got {getattr(obj, leaf)!r}")
+    if not isinstance(cfg.model, (str, dict)):
+        raise ConfigError(f"model must be a model name or a mapping describing one, got {cfg.model!r}")
+
+
 def _leaf_paths(cls, prefix: str = "") -> dict[str, type]:
     hints = typing.get_type_hints(cls)
     paths = {}

@@ -131,7 +131,7 @@ def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> M
             h.remove()
         model.train(was_training)
 
-    layers, rf, jump, final_rf = [], (1, 1), (1.0, 1.0), (1, 1)
+    layers, rf, jump, final_rf = [], (1, 1), (1, 1), (1, 1)
     for name, module, in_shape, inp, out in records:
         rf, jump = _rf_step(module, rf, jump, in_shape, tuple(out.shape))
         if out.dim() == 4 and out.shape[-1] > 1:

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from .config import Config, config_from_dict
+from .config import Config, config_from_dict, validate_config
 from .data import (
     AlbumentationsDataset,
     ArrayDataset,
@@ -340,6 +340,7 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
     state = load_checkpoint(run_dir / "last.pt") if resume else None
     if state is not None:
         cfg = config_from_dict(state["config"])
+    validate_config(cfg)
     spec = get_spec(cfg.model) if isinstance(cfg.model, str) else NetSpec.from_dict(cfg.model)
     validate_spec(spec, max_params=cfg.max_params)
     if dist_info.is_main:
@@ -427,7 +428,10 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
             save_checkpoint(run_dir / "last.pt", ckpt)
             if result.accuracy >= best_acc:
                 save_checkpoint(run_dir / "best.pt", ckpt)
-            _write_metrics(run_dir, history)
+            try:
+                _write_metrics(run_dir, history)
+            except OSError as exc:
+                raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
             stop = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
         if dist_info.world_size > 1:
             flag = [stop]
