@@ -112,3 +112,11 @@ def test_summary_works_on_a_model_with_no_parameters():
 def test_forward_of_every_shipped_model():
     for name in ("assignment9", "reference"):
         assert create_model(name)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_cli_check_takes_a_config_file(capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "a9v1_model.yaml"
+    assert main(["summary", "--model", str(config)]) == 0
+    assert "Total params: 176,240" in capsys.readouterr().out

@@ -155,3 +155,31 @@ def test_shared_cifar10_tarball_loads(shared_tarball, tmp_path):
     assert train.classes == ("airplane", "automobile", "bird", "cat", "deer",
                              "dog", "frog", "horse", "ship", "truck")
     assert np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_channel_stats_match_numpy():
+    from advconv.data import channel_stats
+
+    images = np.random.default_rng(0).integers(0, 255, (50, 32, 32, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    x = images.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(mean, x.mean(0), atol=1e-4)
+    np.testing.assert_allclose(std, x.std(0), atol=1e-4)
+
+
+def test_alternating_flip_mirrors_each_image_every_other_epoch():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
+    data = ArrayDataset(images, np.arange(32), tuple(str(i) for i in range(32)))
+    loader = BatchLoader(data, (0.5,) * 3, (0.25,) * 3, 32, train=True, translate=0, cutout=0, alternate_flip=True)
+    views = []
+    for epoch in (0, 1, 2):
+        loader.set_epoch(epoch)
+        x, y = next(iter(loader))
+        views.append(x[y.argsort()])
+    flipped_0 = (views[0] != views[1]).flatten(1).any(1)
+    assert torch.equal(views[0], views[2])  # same view every two epochs
+    assert flipped_0.all()  # and the other view in between
+    expected = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    plain = ((views[0] - expected).abs() < 1e-4).flatten(1).all(1)
+    assert 5 < int(plain.sum()) < 27  # a random half starts unmirrored

@@ -23,9 +23,12 @@ USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingDiverged, ValueE
 
 
 def resolve_model(name: str) -> nn.Module:
-    """A registered model name, or ``package.module:attr`` naming an nn.Module, a NetSpec or a factory."""
+    """A registered model name, a YAML config's model, or ``package.module:attr`` naming an
+    nn.Module, a NetSpec or a factory of one."""
     if name in MODELS:
         return create_model(name)
+    if name.endswith((".yaml", ".yml")):
+        return create_model(load_config(name).model)
     if ":" not in name:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
                          "(or give package.module:attribute)")
@@ -121,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ("check", "check the assignment's architecture rules (exit 1 if one fails)")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--model", default="assignment9",
-                       help=f"one of {', '.join(sorted(MODELS))}, or package.module:attribute")
+                       help=f"one of {', '.join(sorted(MODELS))}, a config .yaml, or package.module:attribute")
         p.add_argument("--input-size", type=int, default=32)
         if name == "check":
             p.add_argument("--max-params", type=int, default=PARAM_BUDGET)

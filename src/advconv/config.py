@@ -28,6 +28,7 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     hflip: float = 0.5
+    alternate_flip: bool = False     # batched: mirror each image every other epoch instead of at random
     affine: float = 0.5              # albumentations: probability of shift-scale-rotate
     shift: float = 0.0625
     scale: float = 0.1

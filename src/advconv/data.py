@@ -48,8 +48,15 @@ class ArrayDataset:
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std in [0, 1]: what Normalize and cutout's fill need."""
-    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return tuple(x.mean(0).round(4).tolist()), tuple(x.std(0).round(4).tolist())
+    flat = images.reshape(-1, images.shape[-1])
+    levels = np.arange(256) / 255.0
+    means, stds = [], []
+    for c in range(flat.shape[1]):  # a 256-bin histogram per channel: exact, and no float copy of the data
+        p = np.bincount(flat[:, c], minlength=256) / len(flat)
+        mean = float((p * levels).sum())
+        means.append(round(mean, 4))
+        stds.append(round(float(np.sqrt((p * (levels - mean) ** 2).sum())), 4))
+    return tuple(means), tuple(stds)
 
 
 def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndarray:
@@ -230,7 +237,8 @@ class BatchLoader:
     """
 
     def __init__(self, data: ArrayDataset, mean, std, batch_size: int, train: bool,
-                 seed: int = 0, translate: int = 4, hflip: float = 0.5, cutout: float = 0.5,
+                 seed: int = 0, translate: int = 4, hflip: float = 0.5, alternate_flip: bool = False,
+                 cutout: float = 0.5,
                  cutout_size: int = 16, channels_last: bool = True, drop_last: bool | None = None,
                  rank: int = 0, world_size: int = 1) -> None:
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N,C,H,W uint8
@@ -239,6 +247,10 @@ class BatchLoader:
         self.std = torch.tensor(std).view(1, -1, 1, 1) * 255
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.translate, self.hflip, self.cutout, self.cutout_size = translate, hflip, cutout, cutout_size
+        # alternating flip (airbench): each image is mirrored in every other epoch, from a random
+        # start, so two consecutive epochs always show both views instead of a coin flip's repeats
+        self.alternate_flip = alternate_flip
+        self.flip_phase = torch.randint(0, 2, (len(self.labels),), generator=torch.Generator().manual_seed(seed))
         self.channels_last = channels_last
         self.drop_last = train if drop_last is None else drop_last
         self.rank, self.world_size = rank, world_size
@@ -265,7 +277,11 @@ class BatchLoader:
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[sel]
             if self.train:
-                x = self.augment(x, g)
+                if self.alternate_flip:
+                    flip = (self.flip_phase[sel] + self.epoch) % 2 == 1
+                else:
+                    flip = torch.rand(len(sel), generator=g) < self.hflip
+                x = self.augment(x, flip, g)
             x = (x.float() - self.mean) / self.std
             if self.train and self.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
@@ -273,11 +289,10 @@ class BatchLoader:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[sel]
 
-    def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Random flip and translation (reflect-padded crop) of a uint8 batch."""
+    def augment(self, x: torch.Tensor, flip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Mirror the ``flip`` images and translate all (reflect-padded crop) of a uint8 batch."""
         n, _, h, w = x.shape
-        if self.hflip > 0:
-            flip = torch.rand(n, generator=g) < self.hflip
+        if flip.any():
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         t = self.translate
         if t > 0:

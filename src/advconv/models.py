@@ -194,16 +194,17 @@ def reference_spec() -> NetSpec:
 
 
 def assignment9_spec() -> NetSpec:
-    """Our default: the reference's rules, with the work moved off the 32x32 map.
+    """Our default: the reference's rules, laid out for speed on a CPU.
 
-    C1 downsamples at once (little CPU time at full resolution), C2 closes with a dilated
-    stride-2 conv, C3/C4 use depthwise-separable convs where the channels are wide, and
-    residual pairs keep the deeper blocks easy to train.
+    C1 downsamples at once (little work at 32x32); the dilated conv sits inside C2's residual
+    pair; depthwise-separable convs widen C3/C4 cheaply. Every stride-2 conv is a standard
+    one: measured on this CPU (bf16, channels_last), the backward pass of a strided depthwise
+    or strided dilated conv cost 2-4x that of a standard conv with more MACs.
     """
     return NetSpec(blocks=[
         _block((S, 32, 3, 2, 1, 1)),
-        _block((S, 48, 3, 1, 1, 1), (S, 48, 3, 1, 1, 1), (DIL, 80, 3, 2, 2, 2), residual=[1, 2]),
-        _block((S, 80, 3, 1, 1, 1), (DW, 128, 3, 2, 1, 1)),
+        _block((S, 48, 3, 1, 1, 1), (DIL, 48, 3, 1, 2, 2), (S, 80, 3, 2, 1, 1), residual=[1, 2]),
+        _block((DW, 80, 3, 1, 1, 1), (DW, 80, 3, 1, 1, 1), (S, 96, 3, 2, 1, 1), residual=[1, 2]),
         _block((DW, 128, 3, 1, 1, 1), (DW, 128, 3, 1, 1, 1), residual=[1, 2]),
     ])
 

@@ -280,7 +280,8 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, mean, std
     test_loader = BatchLoader(test, mean, std, cfg.batch_size, train=False, channels_last=cfg.channels_last)
     if cfg.data.pipeline == "batched":
         loader = BatchLoader(train, mean, std, cfg.batch_size, train=True, seed=cfg.seed,
-                             translate=a.translate, hflip=a.hflip, cutout=a.cutout, cutout_size=a.cutout_size,
+                             translate=a.translate, hflip=a.hflip, alternate_flip=a.alternate_flip,
+                             cutout=a.cutout, cutout_size=a.cutout_size,
                              channels_last=cfg.channels_last, rank=dist_info.rank,
                              world_size=dist_info.world_size)
 
