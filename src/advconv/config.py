@@ -54,7 +54,7 @@ class OptimConfig:
 @dataclass
 class Config:
     model: Any = "assignment9"       # a registered name or a NetSpec dict
-    epochs: int = 30
+    epochs: int = 45
     batch_size: int = 512
     seed: int = 0
     device: str = "auto"             # auto (cuda if there is one) | cpu | cuda
