@@ -183,3 +183,26 @@ def test_alternating_flip_mirrors_each_image_every_other_epoch():
     expected = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
     plain = ((views[0] - expected).abs() < 1e-4).flatten(1).all(1)
     assert 5 < int(plain.sum()) < 27  # a random half starts unmirrored
+
+
+def test_auto_precision_falls_back_to_fp32_without_cpu_bf16(monkeypatch):
+    from advconv.train import autocast_dtype
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_mod, "cpu_supports_bf16", lambda: False)
+    assert autocast_dtype("auto", cpu) is None
+    monkeypatch.setattr(train_mod, "cpu_supports_bf16", lambda: True)
+    assert autocast_dtype("auto", cpu) is torch.bfloat16
+    assert autocast_dtype("fp32", cpu) is None
+
+
+def test_fast_recipe_runs_in_fp32(tmp_path, image_folder):
+    """The fast config's path (batched, alternating flips, channels_last, TTA) on a CPU without bf16."""
+    from pathlib import Path
+
+    fast = Path(__file__).resolve().parents[1] / "configs" / "fast.yaml"
+    cfg = load_config(fast, {"data.path": str(image_folder), "cache_dir": str(tmp_path / "cache"),
+                             "run_dir": str(tmp_path / "run"), "epochs": 3, "batch_size": 16,
+                             "precision": "fp32", "lr": 0.05})
+    history = fit(cfg, progress=False)["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]

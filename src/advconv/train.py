@@ -9,6 +9,7 @@ it trains data-parallel (gloo on CPU, nccl on GPU); only rank 0 logs and writes.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
@@ -448,6 +449,8 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
         dist.barrier()
+        del train_model  # the DDP reducer must go before its process group, or gloo can abort at exit
+        gc.collect()
         dist.destroy_process_group()
     final = history[-1] if history else {}
     say(f"Done in {time.perf_counter() - start:.1f} s; best test accuracy {best_acc:.2f}%; run dir {run_dir}")
