@@ -53,12 +53,12 @@ def test_spatially_separable_is_kx1_then_1xk():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(conv_type="fancy"), "unknown conv_type"),
+        (dict(conv_type="fancy"), "conv_type: unknown conv type 'fancy'"),
         (dict(conv_type="dilated", dilation=1), "dilation >= 2"),
-        (dict(conv_type="pointwise", kernel_size=3), "kernel_size 1"),
-        (dict(conv_type="standard", out_channels=0), "out_channels must be a positive integer"),
-        (dict(conv_type="standard", stride=0), "stride must be a positive integer"),
-        (dict(conv_type="standard", padding=-1), "padding must be a non-negative integer"),
+        (dict(conv_type="pointwise", kernel_size=3), "kernel size 1"),
+        (dict(conv_type="standard", out_channels=0), "out_channels: must be a positive integer"),
+        (dict(conv_type="standard", stride=0), "stride: must be a positive integer"),
+        (dict(conv_type="standard", padding=-1), "padding: must be a non-negative integer"),
     ],
 )
 def test_create_conv2d_rejects_bad_arguments(kwargs, message):
@@ -129,3 +129,10 @@ def test_get_conv_block_group_norm_needs_groups():
 def test_get_conv_block_rejects_string_conv_type():
     with pytest.raises(ValueError, match="must be a list"):
         get_conv_block(**block_args(conv_type="standard"))
+
+
+def test_get_conv_block_names_the_bad_layer():
+    with pytest.raises(ValueError, match=r"get_conv_block layer 1: conv_type: unknown conv type 'wavelet'"):
+        get_conv_block(**block_args(conv_type=["standard", "wavelet", "dilated"]))
+    with pytest.raises(ValueError, match=r"layer 2: out_channels: must be a positive integer, got 0"):
+        get_conv_block(**block_args(out_channels_list=[8, 16, 0]))

@@ -55,6 +55,7 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
             np.testing.assert_allclose(onnx_logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated by torch, still offered
 def test_torchscript_export_matches_pytorch(checkpoint, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
                  "--output", str(tmp_path / "m.pt")]) == 0

@@ -16,11 +16,11 @@ def test_spec_from_dict_builds():
 
 @pytest.mark.parametrize("changes, message", [
     (dict(stride=[2]), r"model.blocks\[0\]: lists must have the same length.*stride=1"),
-    (dict(out_channels=[8, 0]), r"model.blocks\[0\].out_channels\[1\] must be a positive integer"),
-    (dict(out_channels=[-4, 8]), r"out_channels\[0\] must be a positive integer"),
+    (dict(out_channels=[8, 0]), r"model.blocks\[0\].out_channels\[1\]: must be a positive integer"),
+    (dict(out_channels=[-4, 8]), r"out_channels\[0\]: must be a positive integer"),
     (dict(conv_type=["standard", "wavelet"]), r"conv_type\[1\]: unknown conv type 'wavelet'"),
     (dict(dilation=[1, 1]), r"dilation\[1\]: conv type 'dilated' needs dilation >= 2"),
-    (dict(padding=[1, -1]), r"padding\[1\] must be a non-negative integer"),
+    (dict(padding=[1, -1]), r"padding\[1\]: must be a non-negative integer"),
     (dict(kernel_size=[3, 9], padding=[1, 0], dilation=[1, 4]),
      r"layer 1: kernel_size=9, stride=1, padding=0, dilation=4 shrink the 16x16 feature map below 1x1"),
 ])

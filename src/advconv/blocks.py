@@ -63,6 +63,32 @@ class SpatiallySeparableConv(nn.Sequential):
         )
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def layer_errors(conv_type: str, in_channels: int, out_channels: int, kernel_size: int, stride: int,
+                 padding: int, dilation: int) -> list[tuple[str, str]]:
+    """What makes one conv impossible to build, as (field, reason) pairs; empty when it is fine.
+
+    The one place these rules live: ``create_conv2d`` raises the first, ``validate_spec``
+    raises it with the block and layer named.
+    """
+    if conv_type not in CONV_TYPES:
+        return [("conv_type", f"unknown conv type {conv_type!r}; expected one of {', '.join(CONV_TYPES)}")]
+    errors = [(name, f"must be a positive integer, got {value!r}")
+              for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                                  ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation))
+              if not _positive_int(value)]
+    if not (isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0):
+        errors.append(("padding", f"must be a non-negative integer, got {padding!r}"))
+    if conv_type == "pointwise" and kernel_size != 1:
+        errors.append(("kernel_size", f"a pointwise conv has kernel size 1, got {kernel_size!r}"))
+    if conv_type == "dilated" and _positive_int(dilation) and dilation < 2:
+        errors.append(("dilation", f"conv type 'dilated' needs dilation >= 2, got {dilation}"))
+    return errors
+
+
 def create_conv2d(
     conv_type: str,
     in_channels: int,
@@ -74,20 +100,12 @@ def create_conv2d(
     bias: bool = False,
 ) -> nn.Module:
     """One convolution of the named kind; ``padding=None`` keeps the size ("same") at stride 1."""
-    if conv_type not in CONV_TYPES:
-        raise ValueError(f"unknown conv_type {conv_type!r}; expected one of {', '.join(CONV_TYPES)}")
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if conv_type == "pointwise" and kernel_size != 1:
-        raise ValueError(f"a pointwise conv has kernel_size 1, got {kernel_size}")
-    if conv_type == "dilated" and dilation < 2:
-        raise ValueError(f"conv_type 'dilated' needs dilation >= 2, got {dilation}")
-    if padding is None:
+    if padding is None and _positive_int(dilation) and _positive_int(kernel_size):
         padding = dilation * (kernel_size - 1) // 2
-    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+    errors = layer_errors(conv_type, in_channels, out_channels, kernel_size, stride, padding, dilation)
+    if errors:
+        field, reason = errors[0]
+        raise ValueError(f"{field}: {reason}")
 
     if conv_type == "depthwise":
         return DepthwiseSeparableConv(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
@@ -157,8 +175,8 @@ def get_conv_block(
 ) -> nn.Sequential:
     """A block of convs, each followed by norm + activation.
 
-    With ``last_layer=True`` the final conv is left bare (no norm, no activation, with a
-    bias) because it produces the network's logits.
+    With ``last_layer=True`` the final conv is left bare (no norm, no activation) because it
+    produces the network's logits; like the course's reference, convs carry no bias.
     """
     lists = {
         "conv_type": conv_type,
@@ -185,11 +203,14 @@ def get_conv_block(
     channels = in_channels
     n = lengths["conv_type"]
     for i, (kind, out, k, s, p, d) in enumerate(zip(*lists.values())):
-        if last_layer and i == n - 1:
-            layers.append(create_conv2d(kind, channels, out, k, s, p, d, bias=True))
-        else:
-            layers.append(conv_norm_act(kind, channels, out, k, s, p, d, activation_fn,
-                                        normalization, number_of_groups))
+        try:
+            if last_layer and i == n - 1:
+                layers.append(create_conv2d(kind, channels, out, k, s, p, d))
+            else:
+                layers.append(conv_norm_act(kind, channels, out, k, s, p, d, activation_fn,
+                                            normalization, number_of_groups))
+        except ValueError as exc:
+            raise ValueError(f"get_conv_block layer {i}: {exc}") from None
         channels = out
     return nn.Sequential(*layers)
 

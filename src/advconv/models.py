@@ -12,13 +12,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .blocks import (
-    CONV_TYPES,
-    NORMALIZATIONS,
-    Residual,
-    conv_output_size,
-    get_conv_block,
-)
+from .blocks import NORMALIZATIONS, Residual, _positive_int, conv_output_size, get_conv_block, layer_errors
 
 
 @dataclass
@@ -69,10 +63,6 @@ class NetSpec:
         return asdict(self)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = None) -> list[int]:
     """Reject what cannot build or run, naming the field; returns the map size after each block."""
     if not spec.blocks:
@@ -102,18 +92,10 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
             raise ValueError(f"{where}: lists must have the same length; got {detail}")
         for i, (kind, out, k, s, p, d) in enumerate(zip(*lists.values())):
             at = f"{where}, layer {i}"
-            if kind not in CONV_TYPES:
-                raise ValueError(f"{where}.conv_type[{i}]: unknown conv type {kind!r}; "
-                                 f"expected one of {', '.join(CONV_TYPES)}")
-            for name, value in (("out_channels", out), ("kernel_size", k), ("stride", s), ("dilation", d)):
-                if not _positive_int(value):
-                    raise ValueError(f"{where}.{name}[{i}] must be a positive integer, got {value!r}")
-            if not (isinstance(p, int) and not isinstance(p, bool) and p >= 0):
-                raise ValueError(f"{where}.padding[{i}] must be a non-negative integer, got {p!r}")
-            if kind == "dilated" and d < 2:
-                raise ValueError(f"{where}.dilation[{i}]: conv type 'dilated' needs dilation >= 2, got {d}")
-            if kind == "pointwise" and k != 1:
-                raise ValueError(f"{where}.kernel_size[{i}]: a pointwise conv has kernel size 1, got {k}")
+            errors = layer_errors(kind, channels, out, k, s, p, d)
+            if errors:
+                field, reason = errors[0]
+                raise ValueError(f"{where}.{field}[{i}]: {reason}")
             if spec.normalization == "group" and out % spec.number_of_groups:
                 raise ValueError(f"{where}.out_channels[{i}]={out} is not divisible by "
                                  f"model.number_of_groups={spec.number_of_groups}")
