@@ -61,7 +61,7 @@ class Config:
     precision: str = "auto"          # auto | fp32 | bf16
     channels_last: bool = True
     compile: bool = False
-    tta: bool = False                # average logits over the image and its mirror at test time
+    tta: bool = True                 # average logits over the image and its mirror at test time
     deterministic: bool = False
     max_params: int | None = 200_000  # refuse models over this budget; None = no budget
     run_dir: str = "runs/assignment9"
