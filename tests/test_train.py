@@ -206,3 +206,17 @@ def test_fast_recipe_runs_in_fp32(tmp_path, image_folder):
                              "precision": "fp32", "lr": 0.05})
     history = fit(cfg, progress=False)["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_ema_weights_are_saved_and_deployed(tmp_path, image_folder):
+    from advconv.train import model_from_checkpoint
+
+    fit(tiny_config(tmp_path, image_folder, epochs=2, pipeline="batched", ema=0.9), progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    assert state["ema"] is not None and state["ema_full"] is not None
+    differs = [not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"]
+               if state["model"][k].is_floating_point()]
+    assert any(differs)
+    model, _ = model_from_checkpoint(state)  # evaluation and export use the averaged weights
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["ema"][k])

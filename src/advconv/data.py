@@ -228,6 +228,12 @@ def seed_albumentations_worker(worker_id: int) -> None:
     info.dataset.transform.set_random_seed(info.seed % 2**32)
 
 
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """The seed of one epoch's shuffle or augmentation: a function of (seed, epoch) alone, so a
+    resumed run draws exactly what an uninterrupted one would."""
+    return seed * 100_003 + epoch + 7_919 * stream
+
+
 class BatchLoader:
     """Shuffled, augmented, normalized batches from uint8 tensors held in memory.
 
@@ -263,7 +269,7 @@ class BatchLoader:
         n = len(self.labels)
         if not self.train:
             return torch.arange(n)[self.rank::self.world_size]
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return torch.randperm(n, generator=g)[self.rank::self.world_size]
 
     def __len__(self) -> int:
@@ -272,7 +278,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919 * (self.rank + 1))
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, stream=self.rank + 1))
         for b in range(len(self)):
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[sel]

@@ -35,6 +35,7 @@ from .data import (
     BatchLoader,
     albumentations_transform,
     channel_stats,
+    epoch_seed,
     load_cifar10,
     seed_albumentations_worker,
 )
@@ -296,9 +297,8 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, mean, std
     dataset = AlbumentationsDataset(train, transform)
 
     def for_epoch(epoch: int):
-        # shuffling and augmentation derive from (seed, epoch) alone: resume sees the same batches
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        transform.set_random_seed(cfg.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        transform.set_random_seed(epoch_seed(cfg.seed, epoch))
         sampler = None
         if dist_info.world_size > 1:
             sampler = torch.utils.data.DistributedSampler(dataset, dist_info.world_size, dist_info.rank,
@@ -424,6 +424,7 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
                 "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                 "best_acc": best_acc, "config": cfg.to_dict(), "spec": spec.to_dict(),
                 "classes": train.classes, "mean": mean, "std": std, "rng": _rng_state(),
+                # "ema": the averaged weights to deploy; "ema_full": its state, to resume
                 "ema": ema.module.state_dict() if ema is not None else None,
                 "ema_full": ema.state_dict() if ema is not None else None,
             }
