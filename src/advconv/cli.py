@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
-    p.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored image (default: as the run was trained)")
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
     p.add_argument("run_dir")

@@ -38,14 +38,14 @@ def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: S
 
 def explain_checkpoint(checkpoint: str | Path, output: str | Path, data: str | None = None,
                        indices: Sequence[int] | None = None, count: int = 12) -> Path:
-    """Grad-CAM of the predicted class for chosen test images, or the first misclassified ones."""
-    from .report import evaluate_checkpoint
+    """Grad-CAM of the predicted class for chosen test images, or for misclassified ones."""
+    from .report import evaluate_checkpoint, sample_misclassified
 
     evaluation = evaluate_checkpoint(checkpoint, data)
     model, meta, test, result = evaluation.model, evaluation.meta, evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     if indices is None:
-        chosen = np.flatnonzero(preds != targets)[:count]
+        chosen = sample_misclassified(preds, targets, count)
     else:
         chosen = np.asarray(indices, dtype=np.int64)
         if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(targets)):

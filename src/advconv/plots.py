@@ -39,10 +39,13 @@ def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path, cols: int = 5) -> Path:
+def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path, cols: int = 5,
+                    title: str | None = None) -> Path:
     """Images (N, H, W, 3 uint8) in a grid, each with its title (e.g. 'true / predicted')."""
     rows = max(1, -(-len(images) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.2))
+    if title:
+        fig.suptitle(title)
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
     for ax, img, title in zip(np.atleast_1d(axes).ravel(), images, titles):

@@ -23,16 +23,26 @@ class CheckpointEvaluation:
     result: EvalResult
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool = False,
+def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool | None = None,
                         batch_size: int = 500) -> CheckpointEvaluation:
-    """Test-set result of a checkpoint, on ``data`` or the data it was trained on."""
+    """Test-set result of a checkpoint, on ``data`` or the data it was trained on; ``tta``
+    defaults to what the run used."""
     state = load_checkpoint(checkpoint)
+    if tta is None:
+        tta = state["config"].get("tta", False)
     model, meta = model_from_checkpoint(state)
     data_cfg = state["config"]["data"]
     _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
     loader = BatchLoader(test, meta["mean"], meta["std"], batch_size, train=False, channels_last=False)
     device = torch.device("cpu")
     return CheckpointEvaluation(model, meta, test, evaluate(model, loader, device, None, tta))
+
+
+def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``count`` misclassified images spread over the test set (it is sorted by
+    class, so the first ones would all be airplanes)."""
+    wrong = np.flatnonzero(predictions != targets)
+    return np.sort(np.random.default_rng(seed).choice(wrong, min(count, len(wrong)), replace=False))
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -54,10 +64,12 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     result, test = evaluation.result, evaluation.test
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     classes = test.classes
-    wrong = np.flatnonzero(preds != targets)[:n_misclassified]
+    wrong = sample_misclassified(preds, targets, n_misclassified)
     written.append(plot_image_grid(test.images[wrong],
                                    [f"{classes[targets[i]]} / {classes[preds[i]]}" for i in wrong],
-                                   run_dir / "misclassified.png"))
+                                   run_dir / "misclassified.png",
+                                   title=f"Misclassified test images (true / predicted): "
+                                         f"{int((preds != targets).sum())} of {len(targets)}"))
     matrix = confusion_matrix(targets, preds, len(classes))
     written.append(plot_confusion(matrix, classes, run_dir / "confusion.png"))
     per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
