@@ -87,7 +87,7 @@ def test_depthwise_without_pointwise_is_not_separable():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1, groups=8),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten())
     result = {r.rule: r for r in check_rules(model).results}["depthwise-separable conv"]
-    assert not result.passed
+    assert not result.passed and "not followed by a 1x1 pointwise conv" in result.detail
 
 
 def test_cli_summary_and_check(capsys):

@@ -26,8 +26,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
 CACHE_VERSION = 1
 
@@ -244,8 +242,8 @@ class BatchLoader:
 
     def __init__(self, data: ArrayDataset, mean, std, batch_size: int, train: bool,
                  seed: int = 0, translate: int = 4, hflip: float = 0.5, alternate_flip: bool = False,
-                 cutout: float = 0.5,
-                 cutout_size: int = 16, channels_last: bool = True, drop_last: bool | None = None,
+                 cutout: float = 0.5, cutout_size: int = 16, channels_last: bool = True,
+                 drop_last: bool | None = None,
                  rank: int = 0, world_size: int = 1) -> None:
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N,C,H,W uint8
         self.labels = torch.from_numpy(data.labels)
@@ -273,7 +271,7 @@ class BatchLoader:
         return torch.randperm(n, generator=g)[self.rank::self.world_size]
 
     def __len__(self) -> int:
-        n = len(self._indices())
+        n = len(range(self.rank, len(self.labels), self.world_size))  # this rank's share
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -192,8 +192,9 @@ def check_rules(model: nn.Module, input_size: int = 32, max_params: int = PARAM_
         RuleResult("no max-pooling", not maxpools,
                    "none found" if not maxpools else f"found {', '.join(maxpools)}"),
         RuleResult("depthwise-separable conv", bool(depthwise) and has_pointwise_after_dw,
-                   f"{len(depthwise)} depthwise layer(s): {', '.join(depthwise)}" if depthwise
-                   else "no depthwise conv (groups == in_channels) found"),
+                   "no depthwise conv (groups == in_channels) found" if not depthwise
+                   else f"{len(depthwise)} depthwise layer(s): {', '.join(depthwise)}" if has_pointwise_after_dw
+                   else f"depthwise {', '.join(depthwise)} not followed by a 1x1 pointwise conv"),
         RuleResult("dilated conv", bool(dilated),
                    f"{len(dilated)} dilated layer(s): {', '.join(dilated)}" if dilated
                    else "no conv with dilation > 1 found"),
