@@ -6,7 +6,7 @@ or an image-folder tree ``train/<class>/*``, ``test/<class>/*`` given as a direc
 
 Augmentation: ``AlbumentationsDataset`` (per image, the course's pipeline, any transform
 albumentations has) or ``BatchLoader`` (whole batches with torch ops: flip, translate,
-cutout; ~10x the throughput, which matters on a 2-core CPU).
+cutout; 3x the throughput on one core and no worker processes, which matters on 2 cores).
 """
 
 from __future__ import annotations

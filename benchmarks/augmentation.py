@@ -1,0 +1,44 @@
+"""Augmentation throughput (images/s) on one core: the course's albumentations pipeline per
+image against BatchLoader's whole-batch torch ops, on the same synthetic uint8 images.
+
+    OMP_NUM_THREADS=1 python benchmarks/augmentation.py [--images 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from advconv.data import AlbumentationsDataset, ArrayDataset, BatchLoader, albumentations_transform
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8),
+                        rng.integers(0, 10, args.images), tuple("0123456789"))
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+    dataset = AlbumentationsDataset(data, albumentations_transform(mean, std, train=True))
+    t = time.perf_counter()
+    for i in range(len(dataset)):
+        dataset[i]
+    album = len(dataset) / (time.perf_counter() - t)
+
+    loader = BatchLoader(data, mean, std, 512, train=True, translate=4, cutout=0.5)
+    t = time.perf_counter()
+    seen = sum(len(y) for _, y in loader)
+    batched = seen / (time.perf_counter() - t)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.images} images")
+    print(f"albumentations (flip, affine, cutout, normalize), per image: {album:>9,.0f} img/s")
+    print(f"BatchLoader (flip, translate, cutout, normalize), batch 512:  {batched:>9,.0f} img/s "
+          f"({batched / album:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
