@@ -31,7 +31,7 @@ def resolve_model(name: str) -> nn.Module:
         return create_model(load_config(name).model)
     if ":" not in name:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
-                         "(or give package.module:attribute)")
+                         "(or a config .yaml, or package.module:attribute)")
     module_name, attr = name.split(":", 1)
     sys.path.insert(0, str(Path.cwd()))
     try:
