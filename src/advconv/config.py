@@ -106,11 +106,7 @@ def validate_config(cfg: Config) -> None:
         checks.append((f"augment.{name}", 0 <= getattr(cfg.augment, name) <= 1, "is a probability in [0, 1]"))
     for path, ok, rule in checks:
         if not ok:
-            *parents, leaf = path.split(".")
-            obj = cfg
-            for p in parents:
-                obj = getattr(obj, p)
-            raise ConfigError(f"{path} {rule}, got {getattr(obj, leaf)!r}")
+            raise ConfigError(f"{path} {rule}, got {_get(cfg, path)!r}")
     if not isinstance(cfg.model, (str, dict)):
         raise ConfigError(f"model must be a model name or a mapping describing one, got {cfg.model!r}")
 
@@ -144,12 +140,16 @@ def _check_type(path: str, value: Any, hint) -> Any:
     return value
 
 
-def _set(cfg: Config, path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
+def _get(cfg: Config, path: str) -> Any:
     obj = cfg
-    for p in parents:
-        obj = getattr(obj, p)
-    setattr(obj, leaf, value)
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def _set(cfg: Config, path: str, value: Any) -> None:
+    parent, _, leaf = path.rpartition(".")
+    setattr(_get(cfg, parent) if parent else cfg, leaf, value)
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

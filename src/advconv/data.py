@@ -226,6 +226,14 @@ def seed_albumentations_worker(worker_id: int) -> None:
     info.dataset.transform.set_random_seed(info.seed % 2**32)
 
 
+def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float, normalized with per-channel mean/std given in [0, 1]:
+    the one place training, evaluation and inference turn pixels into inputs."""
+    mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
+    std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255
+    return (images.float() - mean) / std
+
+
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     """The seed of one epoch's shuffle or augmentation: a function of (seed, epoch) alone, so a
     resumed run draws exactly what an uninterrupted one would."""
@@ -247,8 +255,7 @@ class BatchLoader:
                  rank: int = 0, world_size: int = 1) -> None:
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N,C,H,W uint8
         self.labels = torch.from_numpy(data.labels)
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std).view(1, -1, 1, 1) * 255
+        self.mean, self.std = mean, std
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.translate, self.hflip, self.cutout, self.cutout_size = translate, hflip, cutout, cutout_size
         # alternating flip (airbench): each image is mirrored in every other epoch, from a random
@@ -286,7 +293,7 @@ class BatchLoader:
                 else:
                     flip = torch.rand(len(sel), generator=g) < self.hflip
                 x = self.augment(x, flip, g)
-            x = (x.float() - self.mean) / self.std
+            x = normalize(x, self.mean, self.std)
             if self.train and self.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
             if self.channels_last:

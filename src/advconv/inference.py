@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import decode_image
+from .data import decode_image, normalize
 from .train import atomic_write_bytes, load_checkpoint, model_from_checkpoint
 
 EXPORT_FORMATS = ("onnx", "torchscript")
@@ -18,8 +18,7 @@ EXPORT_FORMATS = ("onnx", "torchscript")
 
 def preprocess(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> normalized (N, 3, H, W) float, as the net saw in training."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
-    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    return normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), mean, std)
 
 
 @dataclass

@@ -356,7 +356,7 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
     mean, std = channel_stats(train.images)
     train_loader_for, test_loader = make_loaders(cfg, train, test, mean, std, dist_info)
 
-    model = build_net(spec).to(device)
+    model = build_net(spec, check=False).to(device)  # validated above, before the data was read
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     dtype = autocast_dtype(cfg.precision, device)
