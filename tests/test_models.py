@@ -1,5 +1,7 @@
 import pytest
+import torch
 
+from advconv.blocks import Residual
 from advconv.models import NetSpec, build_net, create_model, get_spec, validate_spec
 
 
@@ -69,6 +71,21 @@ def test_residual_must_keep_shape():
     bad["blocks"][0]["residual"] = [1, 2]
     with pytest.raises(ValueError, match="residual: layer 1 changes the shape"):
         create_model(bad)
+
+
+def test_stacked_residuals():
+    layers = dict(conv_type=["standard"] * 5, out_channels=[8] * 5, kernel_size=[3] * 5,
+                  stride=[2, 1, 1, 1, 1], padding=[1] * 5, dilation=[1] * 5)
+    spec = spec_dict(**layers)
+    spec["blocks"][0]["residual"] = [[1, 3], [3, 5]]
+    model = create_model(spec)
+    skips = [m for m in model.modules() if isinstance(m, Residual)]
+    assert len(skips) == 2 and all(len(s.body) == 2 for s in skips)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    for bad in ([[1, 3], [2, 5]], [[3, 5], [1, 3]], [[1, 3], [3]], 4):
+        spec["blocks"][0]["residual"] = bad
+        with pytest.raises(ValueError, match=r"residual must be \[start, stop\]"):
+            create_model(spec)
 
 
 def test_unknown_model_name():

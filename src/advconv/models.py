@@ -20,7 +20,8 @@ class BlockSpec:
     """One block: parallel lists, one entry per conv layer (as ``get_conv_block`` takes them).
 
     ``residual=[start, stop]`` wraps layers ``start..stop-1`` in a skip connection; they
-    must keep the shape (stride 1, same channels, same size).
+    must keep the shape (stride 1, same channels, same size). A list of such pairs, in order
+    and not overlapping (``[[1, 3], [3, 5]]``), stacks several skips in one block.
     """
 
     conv_type: list[str]
@@ -29,7 +30,18 @@ class BlockSpec:
     stride: list[int]
     padding: list[int]
     dilation: list[int]
-    residual: list[int] | None = None
+    residual: list[int] | list[list[int]] | None = None
+
+    def residual_ranges(self) -> list[tuple[int, int]]:
+        """The skip connections as (start, stop) pairs, whichever form ``residual`` was given in."""
+        r = self.residual
+        if r is None:
+            return []
+        if not isinstance(r, (list, tuple)):
+            return [(r,)]  # malformed: validate_spec names it
+        if r and all(isinstance(x, (list, tuple)) for x in r):
+            return [tuple(x) for x in r]
+        return [tuple(r)]
 
 
 @dataclass
@@ -118,16 +130,19 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
 
 
 def _validate_residual(block: BlockSpec, where: str) -> None:
-    r = block.residual
     n = len(block.conv_type)
-    if not (isinstance(r, (list, tuple)) and len(r) == 2 and 0 < r[0] < r[1] <= n):
-        raise ValueError(f"{where}.residual must be [start, stop] with 0 < start < stop <= {n}, got {r!r}")
-    for i in range(r[0], r[1]):
-        p_same = block.dilation[i] * (block.kernel_size[i] - 1) // 2
-        if (block.stride[i] != 1 or block.out_channels[i] != block.out_channels[r[0] - 1]
-                or block.padding[i] != p_same or block.conv_type[i] == "transpose"):
-            raise ValueError(f"{where}.residual: layer {i} changes the shape; layers inside a "
-                             "skip connection need stride 1, 'same' padding and unchanged channels")
+    previous_stop = 1
+    for r in block.residual_ranges():
+        if not (len(r) == 2 and all(isinstance(x, int) for x in r) and previous_stop <= r[0] < r[1] <= n):
+            raise ValueError(f"{where}.residual must be [start, stop] with 0 < start < stop <= {n}, or a "
+                             f"list of such pairs in order without overlap; got {block.residual!r}")
+        for i in range(r[0], r[1]):
+            p_same = block.dilation[i] * (block.kernel_size[i] - 1) // 2
+            if (block.stride[i] != 1 or block.out_channels[i] != block.out_channels[r[0] - 1]
+                    or block.padding[i] != p_same or block.conv_type[i] == "transpose"):
+                raise ValueError(f"{where}.residual: layer {i} changes the shape; layers inside a "
+                                 "skip connection need stride 1, 'same' padding and unchanged channels")
+        previous_stop = r[1]
 
 
 def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Sequential:
@@ -143,9 +158,11 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
             number_of_groups=spec.number_of_groups,
         )
         if block.residual is not None:
-            start, stop = block.residual
-            parts = list(body)
-            body = nn.Sequential(*parts[:start], Residual(nn.Sequential(*parts[start:stop])), *parts[stop:])
+            parts, wrapped, done = list(body), [], 0
+            for start, stop in block.residual_ranges():
+                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop]))]
+                done = stop
+            body = nn.Sequential(*wrapped, *parts[done:])
         layers[f"c{b + 1}"] = body
         channels = block.out_channels[-1]
     layers["gap"] = nn.AdaptiveAvgPool2d(1)
