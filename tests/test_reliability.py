@@ -132,6 +132,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, image_folde
     ({"lr": -0.1}, "optim.lr must be > 0"),
     ({"cutout": 1.5}, r"augment.cutout is a probability in \[0, 1\]"),
     ({"label_smoothing": 1.0}, r"optim.label_smoothing must be in \[0, 1\)"),
+    ({"tta_shift": 9}, r"tta_shift must be in \[0, 8\] pixels"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"max_params": 100_000, "model": "reference"}, "185,346 parameters exceed the budget of 100,000"),
     ({"model": {"blocks": [{"conv_type": ["standard"], "out_channels": [8, 8], "kernel_size": [3],

@@ -77,7 +77,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate_checkpoint
 
-    print(evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta).result.line())
+    print(evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta,
+                              tta_shift=args.tta_shift).result.line())
     return 0
 
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored image (default: as the run was trained)")
+    p.add_argument("--tta-shift", type=int, default=None, metavar="N",
+                   help="also average over views shifted by +-N pixels (default: as the run was trained)")
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
     p.add_argument("run_dir")

@@ -62,6 +62,7 @@ class Config:
     channels_last: bool = True
     compile: bool = False
     tta: bool = True                 # average logits over the image and its mirror at test time
+    tta_shift: int = 0               # also average over copies shifted by +-N pixels (0: none)
     deterministic: bool = False
     max_params: int | None = 200_000  # refuse models over this budget; None = no budget
     run_dir: str = "runs/assignment9"
@@ -98,6 +99,7 @@ def validate_config(cfg: Config) -> None:
         ("optim.warmup", 0 <= cfg.optim.warmup < 1, "must be in [0, 1)"),
         ("optim.label_smoothing", 0 <= cfg.optim.label_smoothing < 1, "must be in [0, 1)"),
         ("optim.ema", 0 <= cfg.optim.ema < 1, "must be in [0, 1)"),
+        ("tta_shift", 0 <= cfg.tta_shift <= 8, "must be in [0, 8] pixels"),
         ("augment.translate", cfg.augment.translate >= 0, "must be >= 0"),
         ("augment.cutout_size", cfg.augment.cutout_size >= 1, "must be >= 1"),
         ("max_params", cfg.max_params is None or cfg.max_params >= 1, "must be >= 1 or null"),

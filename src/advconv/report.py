@@ -24,18 +24,20 @@ class CheckpointEvaluation:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool | None = None,
-                        batch_size: int = 500) -> CheckpointEvaluation:
-    """Test-set result of a checkpoint, on ``data`` or the data it was trained on; ``tta``
-    defaults to what the run used."""
+                        tta_shift: int | None = None, batch_size: int = 500) -> CheckpointEvaluation:
+    """Test-set result of a checkpoint, on ``data`` or the data it was trained on; ``tta`` and
+    ``tta_shift`` default to what the run used."""
     state = load_checkpoint(checkpoint)
     if tta is None:
         tta = state["config"].get("tta", False)
+    if tta_shift is None:
+        tta_shift = state["config"].get("tta_shift", 0)
     model, meta = model_from_checkpoint(state)
     data_cfg = state["config"]["data"]
     _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
     loader = BatchLoader(test, meta["mean"], meta["std"], batch_size, train=False, channels_last=False)
     device = torch.device("cpu")
-    return CheckpointEvaluation(model, meta, test, evaluate(model, loader, device, None, tta))
+    return CheckpointEvaluation(model, meta, test, evaluate(model, loader, device, None, tta, tta_shift))
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

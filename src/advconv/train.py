@@ -253,17 +253,29 @@ class EvalResult:
 
 
 @torch.no_grad()
+def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]:
+    """The test-time views of a batch: itself, its mirror (``flip``), and each of those moved
+    ``shift`` pixels down-right and up-left (reflected borders, as ``translate`` trains)."""
+    size = x.shape[-1]
+    if not 0 <= shift < size:
+        raise ValueError(f"tta_shift must be in [0, {size - 1}] for {size}x{size} images, got {shift}")
+    views = [x, x.flip(3)] if flip else [x]
+    if shift:
+        padded = [nn.functional.pad(v, (shift,) * 4, mode="reflect") for v in views]
+        views += [p[..., o:o + size, o:o + size] for p in padded for o in (0, 2 * shift)]
+    return views
+
+
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
-             tta: bool = False) -> EvalResult:
-    """Mean loss and accuracy over a loader; with ``tta`` logits are averaged with the mirror image."""
+             tta: bool = False, tta_shift: int = 0) -> EvalResult:
+    """Mean loss and accuracy over a loader; logits are averaged over ``tta_views``."""
     model.eval()
     total_loss, preds, targets = 0.0, [], []
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, dtype):
-            logits = model(x).float()
-            if tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
+            views = tta_views(x, tta, tta_shift)
+            logits = sum(model(v).float() for v in views) / len(views)
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
         targets.append(y.cpu())
@@ -408,7 +420,7 @@ def fit(cfg: Config, resume: bool = False, log: Callable[[str], None] = _print_n
         train_s = time.perf_counter() - t0
         stop = False
         if dist_info.is_main:
-            result = evaluate(eval_model, test_loader, device, dtype, cfg.tta)
+            result = evaluate(eval_model, test_loader, device, dtype, cfg.tta, cfg.tta_shift)
             say(result.line())
             row = {
                 "epoch": epoch + 1, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 3),
