@@ -239,6 +239,7 @@ def test_tta_views_are_mirror_and_shifted_copies():
 def test_evaluate_averages_logits_over_views():
     class HalfSums(torch.nn.Module):  # logits depend on where the bright pixel is
         def forward(self, x):
+            assert not torch.is_grad_enabled()
             return torch.stack([x[:, 0, :, :4].sum((1, 2)), x[:, 0, :, 4:].sum((1, 2))], 1)
 
     x = torch.zeros(1, 3, 8, 8)

@@ -252,7 +252,6 @@ class EvalResult:
                 f"({self.accuracy:.2f}%)")
 
 
-@torch.no_grad()
 def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]:
     """The test-time views of a batch: itself, its mirror (``flip``), and each of those moved
     ``shift`` pixels down-right and up-left (reflected borders, as ``translate`` trains)."""
@@ -266,6 +265,7 @@ def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]
     return views
 
 
+@torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
              tta: bool = False, tta_shift: int = 0) -> EvalResult:
     """Mean loss and accuracy over a loader; logits are averaged over ``tta_views``."""
