@@ -12,7 +12,9 @@ import time
 import numpy as np
 import torch
 
-from advconv.data import AlbumentationsDataset, ArrayDataset, BatchLoader, albumentations_transform
+from advconv.config import AugmentConfig
+from advconv.data import ArrayDataset, ChannelStats
+from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform
 
 
 def main() -> None:
@@ -22,15 +24,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     data = ArrayDataset(rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8),
                         rng.integers(0, 10, args.images), tuple("0123456789"))
-    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    stats = ChannelStats((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+    aug = AugmentConfig(translate=4, cutout=0.5)
 
-    dataset = AlbumentationsDataset(data, albumentations_transform(mean, std, train=True))
+    dataset = AlbumentationsDataset(data, albumentations_transform(stats, aug, train=True))
     t = time.perf_counter()
     for i in range(len(dataset)):
         dataset[i]
     album = len(dataset) / (time.perf_counter() - t)
 
-    loader = BatchLoader(data, mean, std, 512, train=True, translate=4, cutout=0.5)
+    loader = BatchLoader(data, stats, 512, train=True, aug=aug)
     t = time.perf_counter()
     seen = sum(len(y) for _, y in loader)
     batched = seen / (time.perf_counter() - t)

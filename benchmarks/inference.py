@@ -16,7 +16,8 @@ from contextlib import nullcontext
 import torch
 
 from advconv.models import create_model
-from advconv.train import cpu_supports_bf16, load_checkpoint, model_from_checkpoint
+from advconv.checkpoint import load_checkpoint, model_from_checkpoint
+from advconv.runtime import cpu_supports_bf16
 
 
 def images_per_second(model, batch: int, bf16: bool, channels_last: bool, seconds: float) -> float:

@@ -27,7 +27,9 @@ from torch import nn
 from advconv.config import load_config
 from advconv.data import channel_stats, load_cifar10
 from advconv.models import create_model
-from advconv.train import build_optimizer, cpu_supports_bf16, make_loaders
+from advconv.loaders import make_loaders
+from advconv.optim import build_optimizer
+from advconv.runtime import cpu_supports_bf16
 
 
 def baseline_seconds_per_epoch(data: str, cache_dir: str, steps: int) -> float:
@@ -35,11 +37,10 @@ def baseline_seconds_per_epoch(data: str, cache_dir: str, steps: int) -> float:
     cfg = load_config(None, {"data.path": data, "cache_dir": cache_dir, "model": "reference",
                              "precision": "fp32", "channels_last": False, "pipeline": "albumentations"})
     train, test = load_cifar10(data, cache_dir)
-    mean, std = channel_stats(train.images)
-    loader_for, _ = make_loaders(cfg, train, test, mean, std)
+    loader_for, _ = make_loaders(cfg, train, test, channel_stats(train.images))
     loader = loader_for(0)
     model = create_model("reference")
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(cfg.optim, model)
     loss_fn = nn.CrossEntropyLoss()
     times, batches = [], iter(loader)
     for step in range(steps + 2):  # 2 warm-up steps

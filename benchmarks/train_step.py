@@ -18,7 +18,7 @@ from torch import nn
 
 from advconv.cli import resolve_model
 from advconv.summary import summarize
-from advconv.train import cpu_supports_bf16
+from advconv.runtime import cpu_supports_bf16
 
 SETTINGS = (("fp32", "NCHW"), ("fp32", "channels_last"), ("bf16", "channels_last"))
 

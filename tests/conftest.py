@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic image-folder dataset, made fresh for each session."""
+"""Shared fixtures: a tiny synthetic image-folder dataset, made fresh for each session, and the
+tiny training config every training test starts from."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SHARED_TARBALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+from advconv.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TARBALL = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 CLASSES = ("circle", "cross", "stripes")
 
 
@@ -43,3 +47,18 @@ def shared_tarball() -> Path:
     if not SHARED_TARBALL.exists():
         pytest.skip(f"real CIFAR-10 tarball not found at {SHARED_TARBALL} (only on machines with ../shared)")
     return SHARED_TARBALL
+
+
+TINY = {"epochs": 3, "batch_size": 16, "pipeline": "batched", "workers": 0, "lr": 0.05, "warmup": 0.3}
+
+
+def tiny_config(workdir: Path, data: Path, **overrides) -> Config:
+    """A few steps on the tiny dataset, with the cache and the run directory under ``workdir``."""
+    where = {"data.path": str(data), "cache_dir": str(workdir / "cache"), "run_dir": str(workdir / "run")}
+    return load_config(None, TINY | where | overrides)
+
+
+@pytest.fixture
+def make_config(tmp_path, image_folder):
+    """``make_config(**overrides)``: ``tiny_config`` in this test's tmp_path on the tiny dataset."""
+    return lambda **overrides: tiny_config(tmp_path, image_folder, **overrides)

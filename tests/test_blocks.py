@@ -72,9 +72,9 @@ def test_norm_layers():
     assert norm_layer("group", 8, 4).num_groups == 4
     assert norm_layer("layer", 8).num_groups == 1
     assert isinstance(norm_layer("none", 8), nn.Identity)
-    with pytest.raises(ValueError, match="needs number_of_groups"):
+    with pytest.raises(ValueError, match="needs a positive number_of_groups"):
         norm_layer("group", 8)
-    with pytest.raises(ValueError, match="must divide the channel count 8"):
+    with pytest.raises(ValueError, match="8 channels are not divisible by number_of_groups=3"):
         norm_layer("group", 8, 3)
     with pytest.raises(ValueError, match="unknown normalization"):
         norm_layer("instance", 8)

@@ -2,6 +2,8 @@ import pytest
 
 from advconv.config import Config, ConfigError, config_from_dict, load_config, parse_overrides
 
+from .conftest import REPO
+
 
 def test_overrides_by_leaf_and_dotted_name(tmp_path):
     cfg = load_config(None, parse_overrides(["--epochs", "3", "--lr", "0.2", "--optim.schedule", "cosine",
@@ -54,15 +56,40 @@ def test_dict_round_trip():
     assert config_from_dict(cfg.to_dict()) == cfg
 
 
-def test_shipped_configs_load():
-    from pathlib import Path
-
-    for path in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
-        assert isinstance(load_config(path), Config)
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    assert isinstance(load_config(path), Config)
 
 
 def test_assignment9_yaml_spells_out_the_defaults():
-    from pathlib import Path
+    assert load_config(REPO / "configs" / "assignment9.yaml") == Config()
 
-    path = Path(__file__).resolve().parents[1] / "configs" / "assignment9.yaml"
-    assert load_config(path) == Config()
+
+def test_a_config_extends_its_base(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("epochs: 7\ntta_shift: 2\noptim:\n  lr: 0.1\n  name: adam\n"
+                                        "model: reference\n")
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("base: ../base.yaml\nepochs: 9\noptim:\n  lr: 0.3\n")
+    cfg = load_config(child, {"tta_shift": 1})
+    # the child's fields win, sections merge field by field, overrides come last
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.name, cfg.model, cfg.tta_shift) == (9, 0.3, "adam", "reference", 1)
+
+
+def test_a_base_model_is_replaced_whole(tmp_path):
+    (tmp_path / "base.yaml").write_text("model:\n  normalization: group\n  number_of_groups: 4\n  blocks: []\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel:\n  blocks: []\n")
+    assert load_config(tmp_path / "child.yaml").model == {"blocks": []}
+
+
+def test_base_errors(tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(loop)
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "odd.yaml").write_text("base: [1]\n")
+    with pytest.raises(ConfigError, match="base must be the path of another config file"):
+        load_config(tmp_path / "odd.yaml")

@@ -6,19 +6,19 @@ import pytest
 import torch
 from PIL import Image
 
+from advconv.checkpoint import load_checkpoint, model_from_checkpoint
 from advconv.cli import main
-from advconv.config import load_config
+from advconv.data import ChannelStats
 from advconv.inference import export_model, predict_files, preprocess
-from advconv.train import fit, load_checkpoint, model_from_checkpoint
+from advconv.train import fit
+
+from .conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, image_folder):
     tmp = tmp_path_factory.mktemp("trained")
-    cfg = load_config(None, {"data.path": str(image_folder), "cache_dir": str(tmp / "cache"),
-                             "run_dir": str(tmp / "run"), "epochs": 2, "batch_size": 16,
-                             "pipeline": "batched", "lr": 0.05})
-    fit(cfg, progress=False)
+    fit(tiny_config(tmp, image_folder, epochs=2), progress=False)
     return tmp / "run" / "best.pt"
 
 
@@ -75,14 +75,14 @@ def test_gradcam_grid(checkpoint, tmp_path):
 def test_gradcam_overlays_have_image_shape(checkpoint):
     from advconv.explain import gradcam_overlays
 
-    model, meta = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
     images = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
-    overlays = gradcam_overlays(model, images, [0, 1, 2], meta["mean"], meta["std"])
+    overlays = gradcam_overlays(model, images, [0, 1, 2], record.stats)
     assert overlays.shape == (3, 32, 32, 3) and overlays.dtype == np.uint8
 
 
 def test_preprocess_matches_training_normalization():
-    x = preprocess(np.full((1, 2, 2, 3), 255, dtype=np.uint8), (0.5, 0.5, 0.5), (0.5, 0.25, 0.5))
+    x = preprocess(np.full((1, 2, 2, 3), 255, dtype=np.uint8), ChannelStats((0.5, 0.5, 0.5), (0.5, 0.25, 0.5)))
     assert x.shape == (1, 3, 2, 2) and x[0, 1, 0, 0].item() == pytest.approx(2.0)
 
 

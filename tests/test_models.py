@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from advconv.blocks import Residual
-from advconv.models import NetSpec, build_net, create_model, get_spec, validate_spec
+from advconv.models import MODELS, NetSpec, build_net, create_model, resolve_spec, validate_spec
 
 
 def spec_dict(**block_changes):
@@ -39,7 +39,7 @@ def test_stride_that_shrinks_below_one_is_rejected():
 
 
 def test_group_norm_channels_must_divide():
-    with pytest.raises(ValueError, match=r"out_channels\[0\]=8 is not divisible by model.number_of_groups=3"):
+    with pytest.raises(ValueError, match=r"out_channels\[0\]: 8 channels are not divisible by number_of_groups=3"):
         create_model(spec_dict() | {"normalization": "group", "number_of_groups": 3})
     with pytest.raises(ValueError, match="needs a positive number_of_groups"):
         create_model(spec_dict() | {"normalization": "group"})
@@ -47,7 +47,7 @@ def test_group_norm_channels_must_divide():
 
 
 def test_unknown_norm_and_fields():
-    with pytest.raises(ValueError, match="model.normalization: unknown 'instance'"):
+    with pytest.raises(ValueError, match="model.normalization: unknown normalization 'instance'"):
         create_model(spec_dict() | {"normalization": "instance"})
     with pytest.raises(ValueError, match=r"model: unknown field\(s\) \['widht'\]"):
         create_model(spec_dict() | {"widht": 2})
@@ -57,8 +57,8 @@ def test_unknown_norm_and_fields():
 
 def test_param_budget():
     with pytest.raises(ValueError, match=r"185,346 parameters exceed the budget of 100,000"):
-        validate_spec(get_spec("reference"), max_params=100_000)
-    validate_spec(get_spec("reference"), max_params=200_000)
+        validate_spec(resolve_spec("reference"), max_params=100_000)
+    validate_spec(resolve_spec("reference"), max_params=200_000)
 
 
 def test_residual_must_keep_shape():
@@ -90,10 +90,30 @@ def test_stacked_residuals():
 
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="known models: assignment9"):
-        get_spec("vgg")
+        resolve_spec("vgg")
+    with pytest.raises(ValueError, match="unknown model 3"):
+        resolve_spec(3)
 
 
-def test_spec_round_trip():
-    spec = get_spec("assignment9")
-    assert NetSpec.from_dict(spec.to_dict()) == spec
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registered_specs_round_trip_and_fit_the_budget(name):
+    spec = resolve_spec(name)
+    assert resolve_spec(spec) is spec
+    assert resolve_spec(spec.to_dict()) == spec == NetSpec.from_dict(spec.to_dict())
     assert sum(p.numel() for p in build_net(spec).parameters()) < 200_000
+
+
+def test_head_bias_and_dropout():
+    spec = resolve_spec(spec_dict() | {"head_bias": True, "dropout": 0.5})
+    model = build_net(spec)
+    assert model.head.bias is not None and model.dropout.p == 0.5
+    x = torch.randn(4, 3, 32, 32)
+    model.eval()
+    assert torch.equal(model(x), model(x))  # dropout is off at test time
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.equal(model(x), model(x))  # and on in training
+    plain = build_net(resolve_spec(spec_dict()))
+    assert plain.head.bias is None and not hasattr(plain, "dropout")
+    with pytest.raises(ValueError, match=r"model.dropout must be in \[0, 1\)"):
+        validate_spec(resolve_spec(spec_dict() | {"dropout": 1.0}))

@@ -11,17 +11,13 @@ import pytest
 import torch
 
 from advconv import train as train_mod
+from advconv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from advconv.cli import main
-from advconv.config import ConfigError, load_config
-from advconv.train import CheckpointError, TrainingDiverged, fit, load_checkpoint, save_checkpoint
+from advconv.config import ConfigError
+from advconv.loops import TrainingDiverged
+from advconv.train import fit
 
-from .conftest import make_image_folder
-
-
-def tiny(tmp_path, data, **overrides):
-    base = {"data.path": str(data), "cache_dir": str(tmp_path / "cache"), "run_dir": str(tmp_path / "run"),
-            "epochs": 3, "batch_size": 16, "pipeline": "batched", "lr": 0.05}
-    return load_config(None, base | overrides)
+from .conftest import make_image_folder, tiny_config
 
 
 def train_cmd(data, run_dir, cache):
@@ -58,8 +54,8 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert [h["test_acc"] for h in a["history"]] == [h["test_acc"] for h in b["history"]]
 
 
-def test_truncated_checkpoint_names_the_file(tmp_path, image_folder, capsys):
-    fit(tiny(tmp_path, image_folder, epochs=1), progress=False)
+def test_truncated_checkpoint_names_the_file(tmp_path, make_config, capsys):
+    fit(make_config(epochs=1), progress=False)
     last = tmp_path / "run" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=f"checkpoint {last} is unreadable"):
@@ -84,7 +80,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
 
 
-def test_disk_full_during_training_is_a_clear_error(tmp_path, image_folder, monkeypatch):
+def test_disk_full_during_training_is_a_clear_error(tmp_path, make_config, monkeypatch):
     real_fsync, calls = os.fsync, []
 
     def fsync_then_full(fd):
@@ -95,22 +91,22 @@ def test_disk_full_during_training_is_a_clear_error(tmp_path, image_folder, monk
 
     monkeypatch.setattr(os, "fsync", fsync_then_full)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        fit(tiny(tmp_path, image_folder, epochs=3), progress=False)
+        fit(make_config(epochs=3), progress=False)
     monkeypatch.undo()
     run = tmp_path / "run"
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_unwritable_run_dir_fails_before_training(tmp_path, image_folder, monkeypatch):
+def test_unwritable_run_dir_fails_before_training(tmp_path, make_config, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run directory should go")
     monkeypatch.setattr(train_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
     with pytest.raises(CheckpointError, match="is not writable"):
-        fit(tiny(tmp_path, image_folder, run_dir=str(blocker / "run")), progress=False)
+        fit(make_config(run_dir=str(blocker / "run")), progress=False)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, image_folder, monkeypatch):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config, monkeypatch):
     real_epoch, calls = train_mod.train_epoch, []
 
     def poisoned(model, loader, optimizer, scheduler, loss_fn, *args, **kwargs):
@@ -121,7 +117,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, image_folde
 
     monkeypatch.setattr(train_mod, "train_epoch", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2: loss became nan.*last good checkpoint .*last.pt \(epoch 1\)"):
-        fit(tiny(tmp_path, image_folder), progress=False)
+        fit(make_config(), progress=False)
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
@@ -142,12 +138,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, image_folde
                             "stride": [1], "padding": [0], "dilation": [20]}]}}, "below 1x1"),
     ({"model": {"normalization": "group", "number_of_groups": 3, "blocks": [
         {"conv_type": ["standard"], "out_channels": [8], "kernel_size": [3], "stride": [1], "padding": [1],
-         "dilation": [1]}]}}, "not divisible by model.number_of_groups=3"),
+         "dilation": [1]}]}}, "8 channels are not divisible by number_of_groups=3"),
     ({"model": {"normalization": "spectral", "blocks": []}}, "model.blocks: a network needs at least one block"),
 ])
 def test_impossible_configs_fail_before_any_data_is_read(tmp_path, overrides, message, monkeypatch):
     monkeypatch.setattr(train_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
-    cfg = tiny(tmp_path, tmp_path / "unused", **overrides)
+    cfg = tiny_config(tmp_path, tmp_path / "unused", **overrides)
     with pytest.raises((ValueError, ConfigError), match=message):
         fit(cfg, progress=False)
     assert not (tmp_path / "run").exists()

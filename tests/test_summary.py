@@ -4,7 +4,7 @@ from torch import nn
 
 from advconv.blocks import create_conv2d
 from advconv.cli import main
-from advconv.models import create_model
+from advconv.models import MODELS, create_model
 from advconv.summary import check_rules, summarize
 
 
@@ -60,7 +60,7 @@ def test_summary_leaves_training_mode_alone():
     assert model.training
 
 
-@pytest.mark.parametrize("name", ["assignment9", "reference"])
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_shipped_models_pass_every_rule(name):
     report = check_rules(create_model(name))
     assert report.passed, str(report)
@@ -109,9 +109,9 @@ def test_summary_works_on_a_model_with_no_parameters():
     assert summarize(nn.Sequential(nn.AdaptiveAvgPool2d(1))).total_params == 0
 
 
-def test_forward_of_every_shipped_model():
-    for name in ("assignment9", "reference"):
-        assert create_model(name)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_of_every_shipped_model(name):
+    assert create_model(name)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_cli_check_takes_a_config_file(capsys):

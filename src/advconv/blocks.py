@@ -6,6 +6,7 @@ readable tree, and so that the summary can walk it layer by layer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -67,6 +68,30 @@ def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+# ---------------------------------------------------------------- size arithmetic: one home each
+
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """The padding that keeps the map size at stride 1 (odd kernels)."""
+    return dilation * (kernel_size - 1) // 2
+
+
+def transpose_output_padding(stride: int) -> int:
+    """The output padding that makes a "same"-padded transpose conv upsample exactly x``stride``."""
+    return stride - 1 if stride > 1 else 0
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int,
+                     transpose: bool = False) -> int:
+    """Spatial size after one conv along one axis (PyTorch's formula)."""
+    span = dilation * (kernel_size - 1)
+    if transpose:
+        return (size - 1) * stride - 2 * padding + span + 1 + transpose_output_padding(stride)
+    return (size + 2 * padding - span - 1) // stride + 1
+
+
+# ---------------------------------------------------------------- rules: what cannot be built
+
+
 def layer_errors(conv_type: str, in_channels: int, out_channels: int, kernel_size: int, stride: int,
                  padding: int, dilation: int) -> list[tuple[str, str]]:
     """What makes one conv impossible to build, as (field, reason) pairs; empty when it is fine.
@@ -89,6 +114,62 @@ def layer_errors(conv_type: str, in_channels: int, out_channels: int, kernel_siz
     return errors
 
 
+def norm_error(normalization: str, number_of_groups: int | None = None,
+               channels: int | None = None) -> tuple[str, str] | None:
+    """Why a normalization cannot be used (for ``channels``, when given), as (field, reason)."""
+    if normalization not in NORMALIZATIONS:
+        return "normalization", (f"unknown normalization {normalization!r}; "
+                                 f"expected one of {', '.join(NORMALIZATIONS)}")
+    if normalization != "group":
+        return None
+    if not _positive_int(number_of_groups):
+        return "number_of_groups", f"normalization 'group' needs a positive number_of_groups, got {number_of_groups!r}"
+    if channels is not None and channels % number_of_groups:
+        return "out_channels", f"{channels} channels are not divisible by number_of_groups={number_of_groups}"
+    return None
+
+
+@dataclass
+class BlockFault:
+    """The first reason a block cannot be built: the field (None: the lists as a whole) and the
+    layer (None: the whole block)."""
+
+    field: str | None
+    layer: int | None
+    reason: str
+
+
+def block_fault(layers: dict[str, Sequence], in_channels: int, normalization: str = "batch",
+                number_of_groups: int | None = None, bare_last: bool = False) -> BlockFault | None:
+    """Check a block given as parallel per-layer lists (``conv_type`` first, then out channels,
+    kernel, stride, padding, dilation, under the caller's names): the one home of the block
+    rules, shared by ``get_conv_block`` and ``validate_spec``, which word the place differently.
+    ``bare_last``: the last conv has no norm (the network's logits)."""
+    names = list(layers)
+    for name, values in layers.items():
+        if not isinstance(values, (list, tuple)):
+            return BlockFault(name, None, f"must be a list with one entry per layer, got {values!r}")
+    lengths = {name: len(values) for name, values in layers.items()}
+    if len(set(lengths.values())) != 1:
+        detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
+        return BlockFault(None, None, f"lists must have the same length; got {detail}")
+    if lengths[names[0]] == 0:
+        return BlockFault(None, None, "a block needs at least one layer")
+    fault = norm_error(normalization, number_of_groups)
+    if fault:
+        return BlockFault(fault[0], None, fault[1])
+    channels, n = in_channels, lengths[names[0]]
+    for i, (kind, out, k, s, p, d) in enumerate(zip(*layers.values())):
+        errors = layer_errors(kind, channels, out, k, s, p, d)
+        if not errors and not (bare_last and i == n - 1):
+            fault = norm_error(normalization, number_of_groups, out)
+            errors = [fault] if fault else []
+        if errors:
+            return BlockFault(errors[0][0], i, errors[0][1])
+        channels = out
+    return None
+
+
 def create_conv2d(
     conv_type: str,
     in_channels: int,
@@ -101,7 +182,7 @@ def create_conv2d(
 ) -> nn.Module:
     """One convolution of the named kind; ``padding=None`` keeps the size ("same") at stride 1."""
     if padding is None and _positive_int(dilation) and _positive_int(kernel_size):
-        padding = dilation * (kernel_size - 1) // 2
+        padding = same_padding(kernel_size, dilation)
     errors = layer_errors(conv_type, in_channels, out_channels, kernel_size, stride, padding, dilation)
     if errors:
         field, reason = errors[0]
@@ -112,9 +193,8 @@ def create_conv2d(
     if conv_type == "spatially_separable":
         return SpatiallySeparableConv(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
     if conv_type == "transpose":
-        output_padding = stride - 1 if stride > 1 else 0  # exact x`stride` upsampling with "same" padding
         return nn.ConvTranspose2d(
-            in_channels, out_channels, kernel_size, stride, padding, output_padding,
+            in_channels, out_channels, kernel_size, stride, padding, transpose_output_padding(stride),
             dilation=dilation, bias=bias,
         )
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)
@@ -122,21 +202,16 @@ def create_conv2d(
 
 def norm_layer(normalization: str, channels: int, number_of_groups: int | None = None) -> nn.Module:
     """Batch, group or layer norm (layer norm = one group over C, H, W), or none."""
+    fault = norm_error(normalization, number_of_groups, channels)
+    if fault:
+        raise ValueError(f"{fault[0]}: {fault[1]}")
     if normalization == "batch":
         return nn.BatchNorm2d(channels)
     if normalization == "group":
-        if number_of_groups is None:
-            raise ValueError("normalization='group' needs number_of_groups")
-        if number_of_groups < 1 or channels % number_of_groups:
-            raise ValueError(
-                f"number_of_groups={number_of_groups} must divide the channel count {channels}"
-            )
         return nn.GroupNorm(number_of_groups, channels)
     if normalization == "layer":
         return nn.GroupNorm(1, channels)
-    if normalization == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}")
+    return nn.Identity()
 
 
 def conv_norm_act(
@@ -186,31 +261,20 @@ def get_conv_block(
         "padding_list": padding_list,
         "dilation_list": dilation_list,
     }
-    if isinstance(conv_type, str):
-        raise ValueError("conv_type must be a list with one type per layer, e.g. ['standard']")
-    lengths = {name: len(values) for name, values in lists.items()}
-    if len(set(lengths.values())) != 1:
-        detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
-        raise ValueError(f"get_conv_block lists must all have the same length; got {detail}")
-    if lengths["conv_type"] == 0:
-        raise ValueError("get_conv_block needs at least one layer")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}")
-    if normalization == "group" and number_of_groups is None:
-        raise ValueError("normalization='group' needs number_of_groups")
+    fault = block_fault(lists, in_channels, normalization, number_of_groups, bare_last=last_layer)
+    if fault:
+        where = "get_conv_block" if fault.layer is None else f"get_conv_block layer {fault.layer}"
+        raise ValueError(f"{where}: {fault.field + ': ' if fault.field else ''}{fault.reason}")
 
     layers: list[nn.Module] = []
     channels = in_channels
-    n = lengths["conv_type"]
+    n = len(conv_type)
     for i, (kind, out, k, s, p, d) in enumerate(zip(*lists.values())):
-        try:
-            if last_layer and i == n - 1:
-                layers.append(create_conv2d(kind, channels, out, k, s, p, d))
-            else:
-                layers.append(conv_norm_act(kind, channels, out, k, s, p, d, activation_fn,
-                                            normalization, number_of_groups))
-        except ValueError as exc:
-            raise ValueError(f"get_conv_block layer {i}: {exc}") from None
+        if last_layer and i == n - 1:
+            layers.append(create_conv2d(kind, channels, out, k, s, p, d))
+        else:
+            layers.append(conv_norm_act(kind, channels, out, k, s, p, d, activation_fn,
+                                        normalization, number_of_groups))
         channels = out
     return nn.Sequential(*layers)
 
@@ -225,11 +289,3 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
-
-def conv_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int,
-                     transpose: bool = False) -> int:
-    """Spatial size after one conv along one axis (PyTorch's formula)."""
-    span = dilation * (kernel_size - 1)
-    if transpose:
-        return (size - 1) * stride - 2 * padding + span + 1 + (stride - 1 if stride > 1 else 0)
-    return (size + 2 * padding - span - 1) // stride + 1

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from torch import nn
 
+from .checkpoint import CheckpointError
 from .config import ConfigError, load_config, parse_overrides
 from .data import DataError
+from .loops import TrainingDiverged
 from .models import MODELS, NetSpec, build_net, create_model
 from .summary import PARAM_BUDGET, check_rules, summarize
-from .train import CheckpointError, TrainingDiverged
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError)
 
@@ -61,16 +62,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    from .train import fit
+    from .train import fit, resume
 
     overrides = parse_overrides(extra)
     if args.data is not None:
         overrides["data.path"] = args.data
     if args.resume:
-        fit(load_config(None, {"run_dir": args.resume}), resume=True, progress=not args.no_progress)
+        resume(args.resume, progress=not args.no_progress)
         return 0
-    cfg = load_config(args.config, overrides)
-    fit(cfg, progress=not args.no_progress)
+    fit(load_config(args.config, overrides), progress=not args.no_progress)
     return 0
 
 
@@ -99,13 +99,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .inference import export_model
-    from .train import load_checkpoint, model_from_checkpoint
 
-    model, _ = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    model, record = model_from_checkpoint(load_checkpoint(args.checkpoint))
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[args.format]
     output = args.output or str(Path(args.checkpoint).with_suffix(suffix))
-    print(f"wrote {export_model(model, output, args.format)}")
+    print(f"wrote {export_model(model, output, args.format, record.input_size)}")
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
+from .data import ChannelStats
 from .inference import preprocess
 from .plots import plot_image_grid
 
@@ -21,15 +22,14 @@ def default_target_layer(model: nn.Module) -> nn.Module:
 
 
 def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
-                     mean: Sequence[float], std: Sequence[float], target_layer: nn.Module | None = None,
-                     ) -> np.ndarray:
+                     stats: ChannelStats, target_layer: nn.Module | None = None) -> np.ndarray:
     """Heatmaps of where ``model`` looks for the given class of each image, blended onto it."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     layer = target_layer if target_layer is not None else default_target_layer(model)
-    x = preprocess(images, mean, std)
+    x = preprocess(images, stats)
     with GradCAM(model=model.eval(), target_layers=[layer]) as cam:
         heatmaps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes_to_explain])
     return np.stack([show_cam_on_image(img.astype(np.float32) / 255, h, use_rgb=True)
@@ -42,7 +42,7 @@ def explain_checkpoint(checkpoint: str | Path, output: str | Path, data: str | N
     from .report import evaluate_checkpoint, sample_misclassified
 
     evaluation = evaluate_checkpoint(checkpoint, data)
-    model, meta, test, result = evaluation.model, evaluation.meta, evaluation.test, evaluation.result
+    model, record, test, result = evaluation.model, evaluation.record, evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     if indices is None:
         chosen = sample_misclassified(preds, targets, count)
@@ -52,8 +52,8 @@ def explain_checkpoint(checkpoint: str | Path, output: str | Path, data: str | N
             raise ValueError(f"test image indices must lie in 0..{len(targets) - 1}")
     if len(chosen) == 0:
         raise ValueError("no images to explain (no misclassified test image found)")
-    overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], meta["mean"], meta["std"])
-    names = meta["classes"]
+    overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], record.stats)
+    names = record.classes
     pairs = np.stack([test.images[chosen], overlays], axis=1).reshape(-1, *overlays.shape[1:])
     titles = [t for i in chosen for t in (f"#{i} true {names[targets[i]]}", f"Grad-CAM: {names[preds[i]]}")]
     return plot_image_grid(pairs, titles, output, cols=6)

@@ -10,15 +10,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import decode_image, normalize
-from .train import atomic_write_bytes, load_checkpoint, model_from_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .data import ChannelStats, decode_image
+from .files import atomic_write, atomic_write_bytes
+from .loaders import normalize
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 
 
-def preprocess(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def preprocess(images: np.ndarray, stats: ChannelStats) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> normalized (N, 3, H, W) float, as the net saw in training."""
-    return normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), mean, std)
+    return normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), stats)
 
 
 @dataclass
@@ -33,12 +35,12 @@ class Prediction:
 @torch.no_grad()
 def predict_files(checkpoint: str | Path, paths: Sequence[str | Path], top_k: int = 3) -> list[Prediction]:
     """Top-k classes of each image file; any size or format is resized to 32x32 first."""
-    model, meta = model_from_checkpoint(load_checkpoint(checkpoint))
-    images = np.stack([decode_image(Path(p), str(p)) for p in paths])  # DataError names a bad file
-    probs = model(preprocess(images, meta["mean"], meta["std"])).softmax(1)
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    images = np.stack([decode_image(Path(p), str(p), record.input_size) for p in paths])  # DataError names a bad file
+    probs = model(preprocess(images, record.stats)).softmax(1)
     k = min(top_k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
-    return [Prediction(str(p), [(meta["classes"][i], float(v)) for v, i in zip(vs, ix)])
+    return [Prediction(str(p), [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
             for p, vs, ix in zip(paths, values.tolist(), indices.tolist())]
 
 
@@ -49,16 +51,9 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int =
     path = Path(path)
     model = model.eval().float().to(memory_format=torch.contiguous_format)
     example = torch.randn(2, 3, input_size, input_size)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if fmt == "onnx":
-            program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
-                                        output_names=["logits"],
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
-            program.save(str(tmp), external_data=False)
-        else:
-            torch.jit.save(torch.jit.trace(model, example), str(tmp))
-        atomic_write_bytes(path, tmp.read_bytes())
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    if fmt == "onnx":
+        program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
+                                    output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},))
+        return atomic_write_bytes(path, program.model_proto.SerializeToString())
+    traced = torch.jit.trace(model, example)
+    return atomic_write(path, lambda f: torch.jit.save(traced, f))

@@ -12,7 +12,11 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .blocks import NORMALIZATIONS, Residual, _positive_int, conv_output_size, get_conv_block, layer_errors
+from .blocks import (Residual, _positive_int, block_fault, conv_output_size, get_conv_block, norm_error,
+                     same_padding)
+
+
+LAYER_FIELDS = ("conv_type", "out_channels", "kernel_size", "stride", "padding", "dilation")
 
 
 @dataclass
@@ -79,42 +83,29 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
     """Reject what cannot build or run, naming the field; returns the map size after each block."""
     if not spec.blocks:
         raise ValueError("model.blocks: a network needs at least one block")
-    if spec.normalization not in NORMALIZATIONS:
-        raise ValueError(f"model.normalization: unknown {spec.normalization!r}; "
-                         f"expected one of {', '.join(NORMALIZATIONS)}")
+    fault = norm_error(spec.normalization, spec.number_of_groups)
+    if fault:
+        raise ValueError(f"model.{fault[0]}: {fault[1]}")
     for name in ("in_channels", "num_classes"):
         if not _positive_int(getattr(spec, name)):
             raise ValueError(f"model.{name} must be a positive integer, got {getattr(spec, name)!r}")
-    if spec.normalization == "group" and not _positive_int(spec.number_of_groups):
-        raise ValueError("model.number_of_groups: normalization 'group' needs a positive number_of_groups")
     if not 0.0 <= spec.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
 
     size, channels, sizes = input_size, spec.in_channels, []
     for b, block in enumerate(spec.blocks):
         where = f"model.blocks[{b}]"
-        lists = {name: getattr(block, name) for name in
-                 ("conv_type", "out_channels", "kernel_size", "stride", "padding", "dilation")}
-        for name, values in lists.items():
-            if not isinstance(values, (list, tuple)):
-                raise ValueError(f"{where}.{name} must be a list, got {values!r}")
-        lengths = {name: len(values) for name, values in lists.items()}
-        if len(set(lengths.values())) != 1:
-            detail = ", ".join(f"{n}={k}" for n, k in lengths.items())
-            raise ValueError(f"{where}: lists must have the same length; got {detail}")
+        lists = {name: getattr(block, name) for name in LAYER_FIELDS}
+        fault = block_fault(lists, channels, spec.normalization, spec.number_of_groups)
+        if fault:
+            at = f"{where}.{fault.field}[{fault.layer}]" if fault.layer is not None else \
+                f"{where}.{fault.field}" if fault.field else where
+            raise ValueError(f"{at}: {fault.reason}")
         for i, (kind, out, k, s, p, d) in enumerate(zip(*lists.values())):
-            at = f"{where}, layer {i}"
-            errors = layer_errors(kind, channels, out, k, s, p, d)
-            if errors:
-                field, reason = errors[0]
-                raise ValueError(f"{where}.{field}[{i}]: {reason}")
-            if spec.normalization == "group" and out % spec.number_of_groups:
-                raise ValueError(f"{where}.out_channels[{i}]={out} is not divisible by "
-                                 f"model.number_of_groups={spec.number_of_groups}")
             new_size = conv_output_size(size, k, s, p, d, transpose=kind == "transpose")
             if new_size < 1:
                 raise ValueError(
-                    f"{at}: kernel_size={k}, stride={s}, padding={p}, dilation={d} shrink the "
+                    f"{where}, layer {i}: kernel_size={k}, stride={s}, padding={p}, dilation={d} shrink the "
                     f"{size}x{size} feature map below 1x1 (to {new_size}x{new_size}); "
                     "lower the stride/dilation or raise the padding"
                 )
@@ -137,9 +128,9 @@ def _validate_residual(block: BlockSpec, where: str) -> None:
             raise ValueError(f"{where}.residual must be [start, stop] with 0 < start < stop <= {n}, or a "
                              f"list of such pairs in order without overlap; got {block.residual!r}")
         for i in range(r[0], r[1]):
-            p_same = block.dilation[i] * (block.kernel_size[i] - 1) // 2
             if (block.stride[i] != 1 or block.out_channels[i] != block.out_channels[r[0] - 1]
-                    or block.padding[i] != p_same or block.conv_type[i] == "transpose"):
+                    or block.padding[i] != same_padding(block.kernel_size[i], block.dilation[i])
+                    or block.conv_type[i] == "transpose"):
                 raise ValueError(f"{where}.residual: layer {i} changes the shape; layers inside a "
                                  "skip connection need stride 1, 'same' padding and unchanged channels")
         previous_stop = r[1]
@@ -183,7 +174,7 @@ S, DW, DIL = "standard", "depthwise", "dilated"
 
 
 def reference_spec() -> NetSpec:
-    """The course reference layout: 185,346 parameters, 87.12% after 100 epochs."""
+    """The course's reference layout (185,346 parameters)."""
     return NetSpec(blocks=[
         _block((S, 32, 3, 1, 1, 1), (S, 32, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
         _block((S, 38, 3, 1, 1, 1), (DIL, 38, 3, 1, 2, 2), (S, 38, 3, 2, 1, 1)),
@@ -197,9 +188,8 @@ def assignment9_spec() -> NetSpec:
 
     C1 downsamples at once (little work at 32x32); the dilated conv sits inside C2's residual
     pair; depthwise-separable convs widen C3/C4 cheaply. Every stride-2 conv is a standard
-    one: measured on this CPU (bf16, channels_last), the backward pass of a strided depthwise
-    conv took 2.7x, and of a strided dilated conv 1.4x, the time of a standard conv with more
-    MACs (benchmarks/results/profile_a9v1.txt).
+    one, because on a CPU the backward pass of a strided depthwise or dilated conv costs more
+    than a standard conv with more MACs (measured in benchmarks/results/profile_a9v1.txt).
     """
     return NetSpec(blocks=[
         _block((S, 32, 3, 2, 1, 1)),
@@ -215,18 +205,17 @@ MODELS: dict[str, Callable[[], NetSpec]] = {
 }
 
 
-def get_spec(name: str) -> NetSpec:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name]()
+def resolve_spec(model: str | dict | NetSpec) -> NetSpec:
+    """The one place a spec is found: a registered name, a dict (YAML, a checkpoint), or a NetSpec."""
+    if isinstance(model, NetSpec):
+        return model
+    if isinstance(model, dict):
+        return NetSpec.from_dict(model)
+    if isinstance(model, str) and model in MODELS:
+        return MODELS[model]()
+    raise ValueError(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}")
 
 
 def create_model(model: str | NetSpec | dict, input_size: int = 32) -> nn.Sequential:
     """Build a model from a registered name, a ``NetSpec`` or its dict form (from YAML)."""
-    if isinstance(model, str):
-        spec = get_spec(model)
-    elif isinstance(model, dict):
-        spec = NetSpec.from_dict(model)
-    else:
-        spec = model
-    return build_net(spec, input_size)
+    return build_net(resolve_spec(model), input_size)

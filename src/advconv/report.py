@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from .data import ArrayDataset, BatchLoader, load_cifar10
+from .checkpoint import InferenceRecord, load_checkpoint, model_from_checkpoint
+from .data import ArrayDataset, load_cifar10
+from .loaders import BatchLoader
+from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
-from .train import EvalResult, evaluate, load_checkpoint, model_from_checkpoint
 
 
 @dataclass
 class CheckpointEvaluation:
     model: nn.Module
-    meta: dict  # classes, mean, std
+    record: InferenceRecord
     test: ArrayDataset
     result: EvalResult
 
@@ -28,16 +29,13 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bo
     """Test-set result of a checkpoint, on ``data`` or the data it was trained on; ``tta`` and
     ``tta_shift`` default to what the run used."""
     state = load_checkpoint(checkpoint)
-    if tta is None:
-        tta = state["config"].get("tta", False)
-    if tta_shift is None:
-        tta_shift = state["config"].get("tta_shift", 0)
-    model, meta = model_from_checkpoint(state)
+    model, record = model_from_checkpoint(state)
+    tta = record.tta if tta is None else tta
+    tta_shift = record.tta_shift if tta_shift is None else tta_shift
     data_cfg = state["config"]["data"]
     _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
-    loader = BatchLoader(test, meta["mean"], meta["std"], batch_size, train=False, channels_last=False)
-    device = torch.device("cpu")
-    return CheckpointEvaluation(model, meta, test, evaluate(model, loader, device, None, tta, tta_shift))
+    loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
+    return CheckpointEvaluation(model, record, test, evaluate(model, loader, tta=tta, tta_shift=tta_shift))
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

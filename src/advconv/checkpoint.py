@@ -1,0 +1,117 @@
+"""A run's files: checkpoints and metrics, written atomically, and the record inference needs.
+
+A checkpoint is one dict: the weights to deploy (``model``, or ``ema`` when averaged), the
+``InferenceRecord`` (what feeding the net needs), the ``config``, and the training state that
+makes a resume bit-exact (optimizer, scheduler, EMA state, RNG states, epoch, history).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import ChannelStats
+from .files import atomic_write, atomic_write_bytes, ensure_writable_dir
+from .models import build_net, resolve_spec
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or written; the message names the file."""
+
+
+@dataclass
+class InferenceRecord:
+    """Everything needed to feed a trained net and read its output, beside its weights."""
+
+    spec: dict[str, Any]            # the NetSpec, as a dict
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]         # per-channel, in [0, 1]
+    std: tuple[float, ...]
+    input_size: int = 32
+    tta: bool = False               # average with the mirrored image
+    tta_shift: int = 0              # and with copies shifted by +-N pixels
+
+    @property
+    def stats(self) -> ChannelStats:
+        return ChannelStats(self.mean, self.std)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InferenceRecord":
+        data = dict(data)
+        for key in ("classes", "mean", "std"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> "InferenceRecord":
+        if "record" in state:
+            return cls.from_dict(state["record"])
+        # checkpoints written before the record existed kept its fields at the top level
+        cfg = state["config"]
+        return cls(state["spec"], tuple(state["classes"]), tuple(state["mean"]), tuple(state["std"]),
+                   tta=cfg.get("tta", False), tta_shift=cfg.get("tta_shift", 0))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    path = Path(path)
+    try:
+        atomic_write(path, lambda f: torch.save(state, f))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file, or a run directory's ``last.pt``; CheckpointError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path} is not an advconv checkpoint (no model/config inside)")
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, InferenceRecord]:
+    """The trained network (eval mode; the averaged weights when the run kept an EMA) and its record."""
+    record = InferenceRecord.from_checkpoint(state)
+    model = build_net(resolve_spec(record.spec), record.input_size)
+    model.load_state_dict(state.get("ema") or state["model"])
+    return model.eval(), record
+
+
+def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
+    """``metrics.json`` and ``metrics.csv``: one row per finished epoch."""
+    run_dir = Path(run_dir)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    try:
+        atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+        atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+    except OSError as exc:
+        raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
+
+
+def check_run_dir(run_dir: str | Path) -> None:
+    """Fail before training, not after the first epoch, when the run directory cannot be written."""
+    try:
+        ensure_writable_dir(run_dir)
+    except OSError as exc:
+        raise CheckpointError(f"run directory {run_dir} is not writable: {exc.strerror or exc}") from exc

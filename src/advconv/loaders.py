@@ -1,0 +1,191 @@
+"""From uint8 arrays to augmented, normalized batches: the two pipelines and their assembly.
+
+``albumentations``: the course's per-image pipeline (``AlbumentationsDataset`` in a
+DataLoader), any transform albumentations has. ``batched``: ``BatchLoader`` augments whole
+batches with torch ops (flip, translate, cutout) in the training process, with no worker
+processes competing for a small CPU's cores. Both draw their randomness from (seed, epoch)
+alone, so a resumed run sees the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch.utils.data import Dataset
+
+from .config import AugmentConfig, Config
+from .data import ArrayDataset, ChannelStats
+
+
+def normalize(images: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float, normalized with the per-channel mean/std: the one place
+    training, evaluation and inference turn pixels into inputs."""
+    mean = torch.as_tensor(stats.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
+    std = torch.as_tensor(stats.std, dtype=torch.float32).view(1, -1, 1, 1) * 255
+    return (images.float() - mean) / std
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """The seed of one epoch's shuffle or augmentation: a function of (seed, epoch) alone, so a
+    resumed run draws exactly what an uninterrupted one would."""
+    return seed * 100_003 + epoch + 7_919 * stream
+
+
+# ---------------------------------------------------------------- albumentations (per image)
+
+def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: bool):
+    """The course pipeline: flip, shift-scale-rotate (Affine), cutout filled with the mean, normalize."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    steps = []
+    if train:
+        fill = tuple(255.0 * m for m in stats.mean)
+        size = aug.cutout_size
+        steps += [
+            A.HorizontalFlip(p=aug.hflip),
+            A.Affine(translate_percent=(-aug.shift, aug.shift), scale=(1 - aug.scale, 1 + aug.scale),
+                     rotate=(-aug.rotate, aug.rotate), fill=fill, p=aug.affine),
+            A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(size, size),
+                            hole_width_range=(size, size), fill=fill, p=aug.cutout),
+        ]
+    steps += [A.Normalize(mean=stats.mean, std=stats.std), ToTensorV2()]
+    return A.Compose(steps)
+
+
+class AlbumentationsDataset(Dataset):
+    """(image, label) pairs from an ArrayDataset through an albumentations pipeline."""
+
+    def __init__(self, data: ArrayDataset, transform) -> None:
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(image=self.data.images[i])["image"], int(self.data.labels[i])
+
+
+def seed_albumentations_worker(worker_id: int) -> None:
+    """Give each DataLoader worker its own albumentations stream derived from torch's seed."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.transform.set_random_seed(info.seed % 2**32)
+
+
+# ---------------------------------------------------------------- batched (torch ops)
+
+class BatchLoader:
+    """Shuffled, augmented, normalized batches from uint8 tensors held in memory.
+
+    Randomness comes from ``seed`` and the epoch number alone, so a resumed run sees the
+    same batches as an uninterrupted one. ``rank``/``world_size`` shard each epoch's
+    permutation for data-parallel training. ``aug`` is used when ``train`` is true.
+    """
+
+    def __init__(self, data: ArrayDataset, stats: ChannelStats, batch_size: int, train: bool,
+                 aug: AugmentConfig | None = None, seed: int = 0, channels_last: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N,C,H,W uint8
+        self.labels = torch.from_numpy(data.labels)
+        self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
+        self.aug = aug if aug is not None else AugmentConfig()
+        # alternating flip (airbench): each image is mirrored in every other epoch, from a random
+        # start, so two consecutive epochs always show both views instead of a coin flip's repeats
+        self.flip_phase = torch.randint(0, 2, (len(self.labels),), generator=torch.Generator().manual_seed(seed))
+        self.channels_last = channels_last
+        self.drop_last = train
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.labels)
+        if not self.train:
+            return torch.arange(n)[self.rank::self.world_size]
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return torch.randperm(n, generator=g)[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        n = len(range(self.rank, len(self.labels), self.world_size))  # this rank's share
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self._indices()
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, stream=self.rank + 1))
+        for b in range(len(self)):
+            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.images[sel]
+            if self.train:
+                if self.aug.alternate_flip:
+                    flip = (self.flip_phase[sel] + self.epoch) % 2 == 1
+                else:
+                    flip = torch.rand(len(sel), generator=g) < self.aug.hflip
+                x = self.augment(x, flip, g)
+            x = normalize(x, self.stats)
+            if self.train and self.aug.cutout > 0:
+                x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[sel]
+
+    def augment(self, x: torch.Tensor, flip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Mirror the ``flip`` images and translate all (reflect-padded crop) of a uint8 batch."""
+        n, _, h, w = x.shape
+        if flip.any():
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        t = self.aug.translate
+        if t > 0:
+            padded = torch.nn.functional.pad(x.float(), (t, t, t, t), mode="reflect").to(torch.uint8)
+            dy, dx = (torch.randint(0, 2 * t + 1, (n,), generator=g) for _ in range(2))
+            rows = (dy.view(-1, 1) + torch.arange(h)).view(n, 1, h, 1).expand(n, x.shape[1], h, w + 2 * t)
+            x = padded.gather(2, rows)
+            cols = (dx.view(-1, 1) + torch.arange(w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+            x = x.gather(3, cols)
+        return x
+
+    def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        apply = torch.rand(n, generator=g) < self.aug.cutout
+        cy = torch.randint(0, h, (n,), generator=g).view(-1, 1, 1)
+        cx = torch.randint(0, w, (n,), generator=g).view(-1, 1, 1)
+        size, half = self.aug.cutout_size, self.aug.cutout_size // 2
+        ys, xs = torch.arange(h).view(1, -1, 1), torch.arange(w).view(1, 1, -1)
+        inside = lambda pos, c: (pos - c + half >= 0) & (pos - c + half < size)  # noqa: E731
+        mask = inside(ys, cy) & inside(xs, cx) & apply.view(-1, 1, 1)
+        return mask.unsqueeze(1)
+
+
+# ---------------------------------------------------------------- assembly
+
+def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
+                 rank: int = 0, world_size: int = 1) -> tuple[Callable[[int], Iterable], BatchLoader]:
+    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline."""
+    test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last)
+    if cfg.data.pipeline == "batched":
+        loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, seed=cfg.seed,
+                             channels_last=cfg.channels_last, rank=rank, world_size=world_size)
+
+        def batched_epoch(epoch: int) -> BatchLoader:
+            loader.set_epoch(epoch)
+            return loader
+        return batched_epoch, test_loader
+
+    transform = albumentations_transform(stats, cfg.augment, train=True)
+    dataset = AlbumentationsDataset(train, transform)
+
+    def albumentations_epoch(epoch: int) -> torch.utils.data.DataLoader:
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        transform.set_random_seed(epoch_seed(cfg.seed, epoch))
+        sampler = None
+        if world_size > 1:
+            sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, seed=cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        return torch.utils.data.DataLoader(
+            dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+            num_workers=cfg.data.workers, generator=g, worker_init_fn=seed_albumentations_worker,
+            persistent_workers=False,
+        )
+    return albumentations_epoch, test_loader

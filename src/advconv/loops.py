@@ -1,0 +1,95 @@
+"""The train and test loops, with the course's tqdm and test lines, and test-time views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .runtime import Runtime
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left in place."""
+
+
+def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
+                loss_fn: nn.Module, rt: Runtime, ema: nn.Module | None = None,
+                progress: bool = True) -> tuple[float, float]:
+    """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(loader, disable=not progress, dynamic_ncols=True, leave=True)
+    for batch_id, (x, y) in enumerate(bar):
+        x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
+        with rt.autocast:
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss.item()} at batch {batch_id}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.set_description(f"Train: Loss={loss.item():.2f} Batch_id={batch_id} "
+                            f"Accuracy={100 * correct / seen:.2f}")
+    return total_loss / max(seen, 1), 100 * correct / max(seen, 1)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    correct: int
+    total: int
+    predictions: torch.Tensor
+    targets: torch.Tensor
+
+    @property
+    def accuracy(self) -> float:
+        return 100 * self.correct / max(self.total, 1)
+
+    def line(self) -> str:
+        return (f"Test set: Average loss: {self.loss:.4f}, Accuracy: {self.correct}/{self.total} "
+                f"({self.accuracy:.2f}%)")
+
+
+def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]:
+    """The test-time views of a batch: itself, its mirror (``flip``), and each of those moved
+    ``shift`` pixels down-right and up-left (reflected borders, as ``translate`` trains)."""
+    size = x.shape[-1]
+    if not 0 <= shift < size:
+        raise ValueError(f"tta_shift must be in [0, {size - 1}] for {size}x{size} images, got {shift}")
+    views = [x, x.flip(3)] if flip else [x]
+    if shift:
+        padded = [nn.functional.pad(v, (shift,) * 4, mode="reflect") for v in views]
+        views += [p[..., o:o + size, o:o + size] for p in padded for o in (0, 2 * shift)]
+    return views
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, rt: Runtime | None = None, tta: bool = False,
+             tta_shift: int = 0) -> EvalResult:
+    """Mean loss and accuracy over a loader; logits are averaged over ``tta_views``.
+    Without ``rt``: on the CPU in fp32."""
+    rt = rt or Runtime()
+    model.eval()
+    total_loss, preds, targets = 0.0, [], []
+    for x, y in loader:
+        x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
+        with rt.autocast:
+            views = tta_views(x, tta, tta_shift)
+            logits = sum(model(v).float() for v in views) / len(views)
+        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        preds.append(logits.argmax(1).cpu())
+        targets.append(y.cpu())
+    preds, targets = torch.cat(preds), torch.cat(targets)
+    return EvalResult(total_loss / max(len(targets), 1), int((preds == targets).sum()), len(targets),
+                      preds, targets)

@@ -1,0 +1,123 @@
+"""Where and how a run computes: the device, the precision context, seeds, the process group.
+
+``Runtime`` is made once per run and handed to the loops: they enter ``rt.autocast`` (one
+context object, built once, as nanoGPT's ``ctx``) instead of rebuilding it every batch.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ContextManager
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 math (AVX512-BF16 or AMX); elsewhere bf16 is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast where the hardware does bf16 natively, else fp32 (None)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG a run draws from, to store in a checkpoint."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+@dataclass
+class Runtime:
+    """The device, the autocast dtype (None: fp32) and this process's place in a torchrun group."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype | None = None
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        self.autocast: ContextManager = (torch.autocast(self.device.type, dtype=self.dtype)
+                                         if self.dtype is not None else nullcontext())
+
+    @classmethod
+    def start(cls, device: str, precision: str) -> "Runtime":
+        """Resolve ``device``/``precision`` and, when launched by torchrun (WORLD_SIZE > 1), join
+        its process group (gloo on CPU, nccl on GPU), one GPU per local rank."""
+        dev = resolve_device(device)
+        rank, world = 0, int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+            rank, world = dist.get_rank(), dist.get_world_size()
+            if dev.type == "cuda":
+                dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+                torch.cuda.set_device(dev)
+        return cls(dev, autocast_dtype(precision, dev), rank, world)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def share_flag(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (e.g. "the target is reached, stop")."""
+        if not self.distributed:
+            return flag
+        box = [flag]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def finish(self, model: nn.Module) -> None:
+        """Leave the process group with every rank holding rank 0's model: parameters stay equal
+        through DDP's all-reduce, but BN running statistics are per rank, so rank 0's (the ones
+        evaluated and saved) are handed to all. The DDP wrapper must be gone before this."""
+        if not self.distributed:
+            return
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+        dist.barrier()
+        gc.collect()  # drop the DDP reducer before its process group, or gloo can abort at exit
+        dist.destroy_process_group()

@@ -1,0 +1,60 @@
+"""Datasets: image folders and tarballs, the decoded cache, channel statistics."""
+
+import tarfile
+
+import numpy as np
+import pytest
+
+from advconv.cli import main
+from advconv.data import DataError, channel_stats, load_cifar10
+
+from .conftest import make_image_folder
+
+
+def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
+    with pytest.raises(DataError, match="--data"):
+        load_cifar10(tmp_path / "nowhere")
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path)])
+    assert code == 2
+    assert "dataset not found" in capsys.readouterr().err
+
+
+def test_corrupt_image_is_named_or_skipped(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
+    bad = root / "train" / "cross" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(DataError, match="broken.jpg"):
+        load_cifar10(root, tmp_path / "cache")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        train, test = load_cifar10(root, tmp_path / "cache", skip_corrupt=True)
+    assert len(train) == 9 and len(test) == 6
+
+
+def test_tarball_and_cache(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "d", per_class_train=4, per_class_test=2)
+    archive = tmp_path / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="tiny")
+    train, test = load_cifar10(archive, tmp_path / "cache")
+    assert train.images.shape == (12, 32, 32, 3) and test.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    # the second load comes from the .npz cache: no image is decoded again
+    monkeypatch.setattr("advconv.data.decode_image", lambda *a, **k: pytest.fail("decoded twice"))
+    again, _ = load_cifar10(archive, tmp_path / "cache")
+    assert np.array_equal(again.images, train.images)
+
+
+@pytest.mark.slow
+def test_shared_cifar10_tarball_loads(shared_tarball, tmp_path):
+    train, test = load_cifar10(shared_tarball, tmp_path / "cache")
+    assert train.images.shape == (50_000, 32, 32, 3) and test.images.shape == (10_000, 32, 32, 3)
+    assert train.classes == ("airplane", "automobile", "bird", "cat", "deer",
+                             "dog", "frog", "horse", "ship", "truck")
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_channel_stats_match_numpy():
+    images = np.random.default_rng(0).integers(0, 255, (50, 32, 32, 3), dtype=np.uint8)
+    stats = channel_stats(images)
+    x = images.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(stats.mean, x.mean(0), atol=1e-4)
+    np.testing.assert_allclose(stats.std, x.std(0), atol=1e-4)

@@ -1,0 +1,71 @@
+"""The two augmentation pipelines: BatchLoader's torch ops and the albumentations Dataset."""
+
+import numpy as np
+import torch
+
+from advconv.config import AugmentConfig
+from advconv.data import ArrayDataset, ChannelStats
+from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform
+
+STATS = ChannelStats((0.5,) * 3, (0.25,) * 3)
+
+
+def test_batch_loader_is_a_pure_function_of_seed_and_epoch():
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10, tuple("abcdefghij"))
+    make = lambda: BatchLoader(data, STATS, 16, train=True, seed=3)  # noqa: E731
+    a, b = make(), make()
+    a.set_epoch(2), b.set_epoch(2)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert len(a) == 2  # drop_last for training
+    b.set_epoch(3)
+    assert not torch.equal(next(iter(a))[0], next(iter(b))[0])
+
+
+def test_batch_loader_without_augmentation_only_normalizes():
+    images = np.full((4, 32, 32, 3), 128, dtype=np.uint8)
+    data = ArrayDataset(images, np.zeros(4, dtype=np.int64), ("a",))
+    loader = BatchLoader(data, STATS, 4, train=True, aug=AugmentConfig(translate=0, hflip=0, cutout=0))
+    x, _ = next(iter(loader))
+    assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
+
+
+def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
+    data = ArrayDataset(np.full((8, 32, 32, 3), 200, dtype=np.uint8), np.zeros(8, dtype=np.int64), ("a",))
+    loader = BatchLoader(data, STATS, 8, train=True, aug=AugmentConfig(translate=0, hflip=0, cutout=1.0))
+    x, _ = next(iter(loader))
+    holes = (x == 0).all(1)  # filled with the mean == 0 after normalizing
+    assert holes.any(dim=(1, 2)).all()
+    assert (holes.sum(dim=(1, 2)) <= 256).all()
+    assert (holes.sum(dim=(1, 2)).max() == 256)  # some hole lies fully inside the image
+
+
+def test_alternating_flip_mirrors_each_image_every_other_epoch():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
+    data = ArrayDataset(images, np.arange(32), tuple(str(i) for i in range(32)))
+    aug = AugmentConfig(translate=0, cutout=0, alternate_flip=True)
+    loader = BatchLoader(data, STATS, 32, train=True, aug=aug)
+    views = []
+    for epoch in (0, 1, 2):
+        loader.set_epoch(epoch)
+        x, y = next(iter(loader))
+        views.append(x[y.argsort()])
+    flipped_0 = (views[0] != views[1]).flatten(1).any(1)
+    assert torch.equal(views[0], views[2])  # same view every two epochs
+    assert flipped_0.all()  # and the other view in between
+    expected = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    plain = ((views[0] - expected).abs() < 1e-4).flatten(1).all(1)
+    assert 5 < int(plain.sum()) < 27  # a random half starts unmirrored
+
+
+def test_albumentations_dataset_matches_the_test_loader_without_augmentation():
+    images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    data = ArrayDataset(images, np.arange(4), tuple("abcd"))
+    dataset = AlbumentationsDataset(data, albumentations_transform(STATS, AugmentConfig(), train=False))
+    x, _ = next(iter(BatchLoader(data, STATS, 4, train=False, channels_last=False)))
+    for i in range(4):
+        image, label = dataset[i]
+        assert label == i
+        torch.testing.assert_close(image, x[i], atol=1e-5, rtol=1e-5)

@@ -1,0 +1,50 @@
+"""Optimizers and learning-rate schedules."""
+
+import pytest
+import torch
+
+from advconv.config import CHOICES, OptimConfig
+from advconv.models import create_model
+from advconv.optim import build_ema, build_optimizer, build_scheduler, lr_multiplier
+
+
+@pytest.mark.parametrize("name", CHOICES["optim.name"])
+def test_weight_decay_only_on_weights(name):
+    model = create_model("assignment9")
+    optimizer = build_optimizer(OptimConfig(name=name, weight_decay=1e-3), model)
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 1e-3 and all(p.ndim > 1 for p in decay["params"])
+    assert no_decay["weight_decay"] == 0.0 and all(p.ndim == 1 for p in no_decay["params"])
+    assert type(optimizer).__name__.lower() == name
+
+
+@pytest.mark.parametrize("schedule", CHOICES["optim.schedule"])
+def test_schedules_warm_up_then_decay(schedule):
+    o = OptimConfig(schedule=schedule, lr=0.1, warmup=0.2)
+    optimizer = build_optimizer(o, torch.nn.Linear(2, 2))
+    scheduler = build_scheduler(o, optimizer, total_steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    peak = max(lrs)
+    assert peak == pytest.approx(0.1, rel=1e-6)
+    if schedule == "constant":
+        assert set(lrs) == {0.1}
+    elif schedule == "step":
+        assert lrs[0] == lrs[49] == pytest.approx(0.1) and lrs[50] == pytest.approx(0.01)
+        assert lrs[99] == pytest.approx(0.001)
+    else:  # warm-up to the peak at 20 % of the steps, then down
+        assert lrs[0] < peak and lrs.index(peak) in range(18, 22) and lrs[-1] < 0.1 * peak
+
+
+def test_lr_multiplier_linear_ends_at_zero():
+    at = lr_multiplier("linear", 0.1, 100)
+    assert at(9) == 1.0 and at(100) == 0.0
+
+
+def test_ema_only_when_asked():
+    model = torch.nn.Linear(2, 2)
+    assert build_ema(OptimConfig(ema=0.0), model) is None
+    assert build_ema(OptimConfig(ema=0.99), model) is not None
