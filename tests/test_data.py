@@ -58,3 +58,18 @@ def test_channel_stats_match_numpy():
     x = images.reshape(-1, 3) / 255.0
     np.testing.assert_allclose(stats.mean, x.mean(0), atol=1e-4)
     np.testing.assert_allclose(stats.std, x.std(0), atol=1e-4)
+
+
+def test_hold_out_is_disjoint_and_fixed():
+    from advconv.data import ArrayDataset, hold_out
+
+    data = ArrayDataset(np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, -1), np.arange(20) % 4,
+                        tuple("abcd"))
+    rest, held = hold_out(data, 5)
+    again_rest, again_held = hold_out(data, 5)
+    ids = lambda d: d.images[:, 0, 0, 0].tolist()  # noqa: E731
+    assert len(held) == 5 and len(rest) == 15 and not set(ids(rest)) & set(ids(held))
+    assert ids(held) == ids(again_held) and ids(rest) == ids(again_rest)
+    for bad in (0, 20):
+        with pytest.raises(DataError, match="data.val_split must be between 1 and 19"):
+            hold_out(data, bad)

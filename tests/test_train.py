@@ -92,3 +92,12 @@ def test_target_accuracy_stops_early(make_config, capsys):
     result = fit(make_config(epochs=5, target_accuracy=0.0), progress=False)
     assert len(result.history) == 1
     assert "Reached the target 0.0% after epoch 1" in capsys.readouterr().out
+
+
+def test_validation_split_is_evaluated_instead_of_test(tmp_path, make_config, capsys):
+    result = fit(make_config(epochs=2, val_split=12, target_accuracy=101.0), progress=False)
+    out = capsys.readouterr().out
+    assert "60 train / 12 val images" in out
+    assert re.search(r"Validation set: Average loss: .*Accuracy: \d+/12 ", out) and "Test set" not in out
+    assert set(result.history[0]) >= {"val_loss", "val_acc"} and "test_acc" not in result.history[0]
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss,train_acc,val_loss,val_acc")

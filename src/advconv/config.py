@@ -23,6 +23,7 @@ class DataConfig:
     pipeline: str = "albumentations"  # or "batched" (torch ops on whole batches, fast on CPU)
     workers: int = 2
     skip_corrupt: bool = False
+    val_split: int = 0               # >0: hold this many training images out, evaluate on them, never on test
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Config:
     deterministic: bool = False
     max_params: int | None = 200_000  # refuse models over this budget; None = no budget
     run_dir: str = "runs/assignment9"
-    target_accuracy: float | None = None  # stop once the test accuracy reaches this (%)
+    target_accuracy: float | None = None  # stop once the evaluated accuracy reaches this (%)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -93,6 +94,7 @@ def validate_config(cfg: Config) -> None:
         ("epochs", cfg.epochs >= 1, "must be >= 1"),
         ("batch_size", cfg.batch_size >= 1, "must be >= 1"),
         ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
+        ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
         ("optim.lr", cfg.optim.lr > 0, "must be > 0"),
         ("optim.momentum", 0 <= cfg.optim.momentum < 1, "must be in [0, 1)"),
         ("optim.weight_decay", cfg.optim.weight_decay >= 0, "must be >= 0"),

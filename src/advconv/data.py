@@ -174,3 +174,15 @@ def load_cifar10(data: str | Path | None, cache_dir: str | Path = "~/.cache/advc
                   classes=np.array(train.classes))
     atomic_write(cache, lambda f: np.savez(f, **arrays))
     return train, test
+
+
+def hold_out(data: ArrayDataset, count: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """(the rest, ``count`` images drawn at random): a validation split held out of training.
+    The draw depends on ``seed`` alone, so every recipe compared on it sees the same split."""
+    if not 0 < count < len(data):
+        raise DataError(f"data.val_split must be between 1 and {len(data) - 1} for {len(data)} "
+                        f"training images, got {count}")
+    order = np.random.default_rng(seed).permutation(len(data))
+    rest, held = np.sort(order[count:]), np.sort(order[:count])
+    return (ArrayDataset(data.images[rest], data.labels[rest], data.classes),
+            ArrayDataset(data.images[held], data.labels[held], data.classes))

@@ -56,8 +56,8 @@ class EvalResult:
     def accuracy(self) -> float:
         return 100 * self.correct / max(self.total, 1)
 
-    def line(self) -> str:
-        return (f"Test set: Average loss: {self.loss:.4f}, Accuracy: {self.correct}/{self.total} "
+    def line(self, name: str = "Test") -> str:
+        return (f"{name} set: Average loss: {self.loss:.4f}, Accuracy: {self.correct}/{self.total} "
                 f"({self.accuracy:.2f}%)")
 
 

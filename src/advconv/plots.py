@@ -22,17 +22,18 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
-    """Train/test loss and accuracy per epoch."""
+    """Train and test (or validation) loss and accuracy per epoch."""
+    split = "val" if "val_acc" in history[0] else "test"
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax_loss.plot(epochs, [h["test_loss"] for h in history], label="test")
+    ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], label=split)
     ax_loss.set(title="Loss", xlabel="epoch")
     ax_acc.plot(epochs, [h["train_acc"] for h in history], label="train")
-    ax_acc.plot(epochs, [h["test_acc"] for h in history], label="test")
-    best = max(h["test_acc"] for h in history)
+    ax_acc.plot(epochs, [h[f"{split}_acc"] for h in history], label=split)
+    best = max(h[f"{split}_acc"] for h in history)
     ax_acc.axhline(best, color="grey", lw=0.8, ls="--")
-    ax_acc.set(title=f"Accuracy (best test {best:.2f}%)", xlabel="epoch", ylabel="%")
+    ax_acc.set(title=f"Accuracy (best {split} {best:.2f}%)", xlabel="epoch", ylabel="%")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

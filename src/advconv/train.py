@@ -19,7 +19,7 @@ from torch import nn
 from .checkpoint import (InferenceRecord, check_run_dir, load_checkpoint, save_checkpoint,
                          write_metrics)
 from .config import Config, config_from_dict, validate_config
-from .data import channel_stats, load_cifar10
+from .data import channel_stats, hold_out, load_cifar10
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .models import NetSpec, build_net, resolve_spec, validate_spec
@@ -44,9 +44,10 @@ class TrainResult:
 @dataclass
 class RunData:
     train_for: Callable[[int], Iterable]  # the training loader of an epoch
-    test: BatchLoader
+    test: BatchLoader                     # what every epoch is evaluated on: test, or validation
+    split: str                            # "test" or "val": metrics columns and log lines say which
     record: InferenceRecord
-    sizes: tuple[int, int]                # training and test images
+    sizes: tuple[int, int]                # training and evaluated images
 
 
 @dataclass
@@ -106,7 +107,7 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
     say(f"model {cfg.model if isinstance(cfg.model, str) else 'custom'}: "
         f"{sum(p.numel() for p in learner.model.parameters()):,} params | device {rt.device} "
         f"| precision {rt.dtype or torch.float32} | pipeline {cfg.data.pipeline} | "
-        f"{data.sizes[0]} train / {data.sizes[1]} test images | world size {rt.world_size}")
+        f"{data.sizes[0]} train / {data.sizes[1]} {data.split} images | world size {rt.world_size}")
 
     for epoch in range(run.epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -115,10 +116,10 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
         reached = False
         if rt.is_main:
             result = evaluate(learner.deployed, data.test, rt, cfg.tta, cfg.tta_shift)
-            say(result.line())
-            row = record_epoch(run, trained, result, learner.optimizer.param_groups[0]["lr"], t0, start)
+            say(result.line(SPLIT_NAMES[data.split]))
+            row = record_epoch(run, trained, result, data.split, learner.optimizer.param_groups[0]["lr"], t0, start)
             say(f"Epoch {epoch + 1}/{cfg.epochs}: train loss {trained.loss:.4f} acc {trained.accuracy:.2f}% | "
-                f"test loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
+                f"{data.split} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
                 f"(elapsed {row['elapsed_s']:.1f} s)")
             save_run(run_dir, cfg, learner, run, data.record, is_best=result.accuracy >= run.best_acc)
             reached = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
@@ -128,7 +129,8 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
 
     del train_model  # a DDP wrapper must go before its process group
     rt.finish(learner.model)
-    say(f"Done in {time.perf_counter() - start:.1f} s; best test accuracy {run.best_acc:.2f}%; run dir {run_dir}")
+    say(f"Done in {time.perf_counter() - start:.1f} s; best {data.split} accuracy {run.best_acc:.2f}%; "
+        f"run dir {run_dir}")
     return TrainResult(learner.model, run.history, run.best_acc, run_dir, rt.rank, rt.world_size)
 
 
@@ -150,13 +152,22 @@ def checked_spec(cfg: Config) -> NetSpec:
     return spec
 
 
+SPLIT_NAMES = {"test": "Test", "val": "Validation"}
+
+
 def load_data(cfg: Config, spec: NetSpec, rt: Runtime) -> RunData:
+    """Training data and what each epoch is evaluated on: the test set, or with ``val_split`` a
+    validation split held out of training (recipes are chosen on it; the test set stays unseen)."""
     train, test = load_cifar10(cfg.data.path, cfg.data.cache_dir, cfg.data.skip_corrupt)
+    split = "test"
+    if cfg.data.val_split:
+        train, test = hold_out(train, cfg.data.val_split)
+        split = "val"
     stats = channel_stats(train.images)
     train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size)
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
-    return RunData(train_for, test_loader, record, (len(train), len(test)))
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)))
 
 
 def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, steps_per_epoch: int) -> Learner:
@@ -203,15 +214,15 @@ def train_one_epoch(model: nn.Module, learner: Learner, loader: Iterable, rt: Ru
     return TrainedEpoch(loss, acc, time.perf_counter() - t0)
 
 
-def record_epoch(run: Progress, trained: TrainedEpoch, result: EvalResult, lr: float, t0: float,
+def record_epoch(run: Progress, trained: TrainedEpoch, result: EvalResult, split: str, lr: float, t0: float,
                  start: float) -> dict[str, Any]:
-    """Add the epoch's row to the history (the row ``metrics.csv`` gets); ``t0``: when the epoch
-    began, ``start``: when this process began."""
+    """Add the epoch's row to the history (the row ``metrics.csv`` gets; ``split`` names the
+    evaluated columns); ``t0``: when the epoch began, ``start``: when this process began."""
     now = time.perf_counter()
     run.epoch += 1
     row = {
         "epoch": run.epoch, "train_loss": round(trained.loss, 5), "train_acc": round(trained.accuracy, 3),
-        "test_loss": round(result.loss, 5), "test_acc": round(result.accuracy, 3), "lr": lr,
+        f"{split}_loss": round(result.loss, 5), f"{split}_acc": round(result.accuracy, 3), "lr": lr,
         "train_s": round(trained.seconds, 2), "epoch_s": round(now - t0, 2),
         "elapsed_s": round(run.elapsed_before + now - start, 2),
     }
