@@ -69,3 +69,11 @@ def test_albumentations_dataset_matches_the_test_loader_without_augmentation():
         image, label = dataset[i]
         assert label == i
         torch.testing.assert_close(image, x[i], atol=1e-5, rtol=1e-5)
+
+
+def test_loader_workers_follow_the_cpu_count():
+    from advconv.loaders import loader_workers
+
+    assert loader_workers(3, cpus=2) == 3  # as configured
+    assert loader_workers(None, cpus=2) == 0 and loader_workers(None, cpus=1) == 0
+    assert loader_workers(None, cpus=4) == 3 and loader_workers(None, cpus=64) == 4

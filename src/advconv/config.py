@@ -21,7 +21,7 @@ class DataConfig:
     path: str | None = None          # image-folder dir or .tar.gz; None = torchvision download
     cache_dir: str = "~/.cache/advconv"
     pipeline: str = "albumentations"  # or "batched" (torch ops on whole batches, fast on CPU)
-    workers: int = 2
+    workers: int | None = None       # DataLoader workers (albumentations); None: 0 on <= 2 CPUs, else up to 4
     skip_corrupt: bool = False
     val_split: int = 0               # >0: hold this many training images out, evaluate on them, never on test
 
@@ -93,7 +93,7 @@ def validate_config(cfg: Config) -> None:
     checks = [
         ("epochs", cfg.epochs >= 1, "must be >= 1"),
         ("batch_size", cfg.batch_size >= 1, "must be >= 1"),
-        ("data.workers", cfg.data.workers >= 0, "must be >= 0"),
+        ("data.workers", cfg.data.workers is None or cfg.data.workers >= 0, "must be >= 0 or null"),
         ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
         ("optim.lr", cfg.optim.lr > 0, "must be > 0"),
         ("optim.momentum", 0 <= cfg.optim.momentum < 1, "must be in [0, 1)"),

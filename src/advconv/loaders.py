@@ -9,6 +9,7 @@ alone, so a resumed run sees the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -160,6 +161,16 @@ class BatchLoader:
 
 # ---------------------------------------------------------------- assembly
 
+def loader_workers(workers: int | None, cpus: int | None = None) -> int:
+    """DataLoader worker processes: as configured, or by the CPU count. On 2 cores, workers and
+    torch's threads compete for the same cores and augmenting in the training process is
+    faster (benchmarks/results/loader_threads.txt); with more cores, workers overlap the step."""
+    if workers is not None:
+        return workers
+    cpus = cpus or os.cpu_count() or 1
+    return 0 if cpus <= 2 else min(4, cpus - 1)
+
+
 def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
                  rank: int = 0, world_size: int = 1) -> tuple[Callable[[int], Iterable], BatchLoader]:
     """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline."""
@@ -185,7 +196,7 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: Ch
             sampler.set_epoch(epoch)
         return torch.utils.data.DataLoader(
             dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
-            num_workers=cfg.data.workers, generator=g, worker_init_fn=seed_albumentations_worker,
+            num_workers=loader_workers(cfg.data.workers), generator=g, worker_init_fn=seed_albumentations_worker,
             persistent_workers=False,
         )
     return albumentations_epoch, test_loader
