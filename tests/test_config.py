@@ -93,3 +93,17 @@ def test_base_errors(tmp_path):
     (tmp_path / "odd.yaml").write_text("base: [1]\n")
     with pytest.raises(ConfigError, match="base must be the path of another config file"):
         load_config(tmp_path / "odd.yaml")
+
+
+@pytest.mark.parametrize("raw, value", [("1e-3", 1e-3), ("5e-4", 5e-4), (".1", 0.1), ("-2E+3", -2000.0),
+                                        ("0.05", 0.05), ("3", 3.0)])
+def test_numbers_in_any_usual_spelling(tmp_path, raw, value):
+    assert load_config(None, parse_overrides(["--lr", raw])).optim.lr == value
+    path = tmp_path / "c.yaml"
+    path.write_text(f"optim:\n  weight_decay: {raw}\n")
+    assert load_config(path).optim.weight_decay == value
+
+
+def test_booleans_and_strings_stay_what_they_are():
+    overrides = parse_overrides(["--tta", "false", "--channels_last", "true", "--run_dir", "1e3x"])
+    assert overrides == {"tta": False, "channels_last": True, "run_dir": "1e3x"}

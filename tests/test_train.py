@@ -101,3 +101,33 @@ def test_validation_split_is_evaluated_instead_of_test(tmp_path, make_config, ca
     assert re.search(r"Validation set: Average loss: .*Accuracy: \d+/12 ", out) and "Test set" not in out
     assert set(result.history[0]) >= {"val_loss", "val_acc"} and "test_acc" not in result.history[0]
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss,train_acc,val_loss,val_acc")
+
+
+def test_a_run_never_replaces_another_unless_asked(tmp_path, make_config):
+    from advconv.checkpoint import CheckpointError
+
+    fit(make_config(epochs=1), progress=False)
+    run = tmp_path / "run"
+    (run / "curves.png").write_bytes(b"an old figure")
+    (run / "notes.txt").write_text("the user's own file")
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"already holds a run .*--resume .*--overwrite"):
+        fit(make_config(epochs=1), progress=False)
+    assert (run / "last.pt").read_bytes() == before
+    fit(make_config(epochs=2), progress=False, overwrite=True)
+    assert not (run / "curves.png").exists() and (run / "notes.txt").exists()
+    assert load_checkpoint(run)["epoch"] == 2
+
+
+def test_manifest_names_command_config_and_machine(tmp_path, make_config):
+    import importlib.metadata
+    import json
+
+    cfg = make_config(epochs=1)
+    fit(cfg, progress=False)
+    (session,) = json.loads((tmp_path / "run" / "manifest.json").read_text())["sessions"]
+    assert session["config"] == cfg.to_dict() and session["finished"] and session["wall_s"] > 0
+    assert session["versions"]["torch"] == importlib.metadata.version("torch")
+    machine = session["machine"]
+    assert machine["cpu"] and machine["torch_threads"] >= 1 and machine["device"] == "cpu"
+    assert isinstance(session["command"], list)

@@ -109,9 +109,23 @@ def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
         raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
 
 
-def check_run_dir(run_dir: str | Path) -> None:
-    """Fail before training, not after the first epoch, when the run directory cannot be written."""
+RUN_FILES = ("*.pt", "metrics.json", "metrics.csv", "manifest.json", "*.png", "*.onnx")  # what a run writes
+
+
+def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False) -> None:
+    """Before training, not after the first epoch: the run directory must be writable, and a new
+    run may not replace an earlier one unless ``overwrite``, which deletes that run's files (its
+    checkpoints, metrics, manifest, figures, exports; nothing else)."""
+    run_dir = Path(run_dir)
+    old = [f for pattern in RUN_FILES for f in run_dir.glob(pattern) if f.is_file()] if new_run else []
+    if old and not overwrite:
+        raise CheckpointError(
+            f"run directory {run_dir} already holds a run ({', '.join(sorted(f.name for f in old)[:4])}, ...); "
+            f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
+            "or choose another --run_dir")
     try:
+        for f in old:
+            f.unlink()
         ensure_writable_dir(run_dir)
     except OSError as exc:
         raise CheckpointError(f"run directory {run_dir} is not writable: {exc.strerror or exc}") from exc

@@ -64,13 +64,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from .train import fit, resume
 
-    overrides = parse_overrides(extra)
-    if args.data is not None:
-        overrides["data.path"] = args.data
     if args.resume:
-        resume(args.resume, progress=not args.no_progress)
-        return 0
-    fit(load_config(args.config, overrides), progress=not args.no_progress)
+        given = [f"--{k}" for k in ("config", "data") if getattr(args, k) is not None]
+        given += [a.split("=", 1)[0] for a in extra if a.startswith("--")]
+        if given or args.overwrite:
+            named = ", ".join(given + ["--overwrite"] * args.overwrite)
+            raise ConfigError(f"--resume continues {args.resume} exactly as it was configured, so {named} "
+                              "cannot be given with it; a longer or changed run is a new run "
+                              "(a new --run_dir, or --overwrite)")
+        run_dir, train = args.resume, lambda: resume(args.resume, progress=not args.no_progress)
+    else:
+        overrides = parse_overrides(extra)
+        if args.data is not None:
+            overrides["data.path"] = args.data
+        cfg = load_config(args.config, overrides)
+        run_dir = cfg.run_dir
+        train = lambda: fit(cfg, progress=not args.no_progress, overwrite=args.overwrite)  # noqa: E731
+    try:
+        train()
+    except KeyboardInterrupt:
+        last = Path(run_dir) / "last.pt"
+        print("advconv train: interrupted; " + (
+            f"the last finished epoch is kept: continue with `advconv train --resume {run_dir}`"
+            if last.exists() else "no epoch had finished, so there is nothing to resume"), file=sys.stderr)
+        return 130
     return 0
 
 
@@ -135,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config (e.g. configs/assignment9.yaml)")
     p.add_argument("--data", default=None, help="image-folder dir or .tar.gz; omit to download CIFAR-10")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into a run directory that holds a run, deleting that run's files first")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars (logs stay)")
 
     p = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint")

@@ -1,12 +1,14 @@
 """Run configuration: dataclasses, loaded from YAML, overridden from the command line.
 
 Overrides are ``--key value`` pairs: ``key`` is a field name (``--lr 0.05``) or a dotted
-path when the name is ambiguous (``--optim.lr 0.05``); values are parsed as YAML.
+path when the name is ambiguous (``--optim.lr 0.05``); values are parsed as YAML, with
+numbers in any usual spelling (``1e-3``, ``.1``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -82,6 +84,28 @@ CHOICES = {
     "optim.schedule": ("onecycle", "cosine", "linear", "step", "constant"),
     "precision": ("auto", "fp32", "bf16"),
 }
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with numbers as people write them: PyYAML follows YAML 1.1, where ``1e-3`` and
+    ``5e-4`` (no dot, or no sign in the exponent) are strings; here they are floats, as in
+    YAML 1.2 and Python."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ConfigError(ValueError):
@@ -193,7 +217,7 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
     if path.resolve() in _seen:
         raise ConfigError(f"config {path} extends itself (base: chain {' -> '.join(map(str, _seen))})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
@@ -247,5 +271,5 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             raw, i = args[i + 1], i + 2
         else:
             raw, i = "true", i + 1
-        out[key] = yaml.safe_load(raw)
+        out[key] = parse_yaml(raw)
     return out

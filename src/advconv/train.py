@@ -16,12 +16,13 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .checkpoint import (InferenceRecord, check_run_dir, load_checkpoint, save_checkpoint,
+from .checkpoint import (InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
                          write_metrics)
 from .config import Config, config_from_dict, validate_config
 from .data import channel_stats, hold_out, load_cifar10
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
+from .manifest import describe_session, end_session, start_session
 from .models import NetSpec, build_net, resolve_spec, validate_spec
 from .optim import build_ema, build_optimizer, build_scheduler
 from .runtime import Runtime, restore_rng, rng_state, set_seed
@@ -86,15 +87,17 @@ def _print_now(line: str) -> None:
 
 
 def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = True,
-        state: dict[str, Any] | None = None) -> TrainResult:
-    """Train ``cfg`` to its last epoch (or to ``target_accuracy``), from ``state`` if given."""
+        state: dict[str, Any] | None = None, overwrite: bool = False) -> TrainResult:
+    """Train ``cfg`` to its last epoch (or to ``target_accuracy``), from ``state`` if given.
+    A run directory that holds another run is refused unless ``overwrite``."""
     start = time.perf_counter()
     spec = checked_spec(cfg)
     rt = Runtime.start(cfg.device, cfg.precision)
     say = log if rt.is_main else (lambda _: None)
     run_dir = Path(cfg.run_dir)
     if rt.is_main:
-        check_run_dir(run_dir)
+        prepare_run_dir(run_dir, new_run=state is None, overwrite=overwrite)
+        sessions = start_session(run_dir, describe_session(cfg, rt.device, rt.world_size))
     set_seed(cfg.seed, cfg.deterministic)
 
     data = load_data(cfg, spec, rt)
@@ -129,6 +132,8 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
 
     del train_model  # a DDP wrapper must go before its process group
     rt.finish(learner.model)
+    if rt.is_main:
+        end_session(run_dir, sessions, time.perf_counter() - start)
     say(f"Done in {time.perf_counter() - start:.1f} s; best {data.split} accuracy {run.best_acc:.2f}%; "
         f"run dir {run_dir}")
     return TrainResult(learner.model, run.history, run.best_acc, run_dir, rt.rank, rt.world_size)
