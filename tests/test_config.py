@@ -107,3 +107,28 @@ def test_numbers_in_any_usual_spelling(tmp_path, raw, value):
 def test_booleans_and_strings_stay_what_they_are():
     overrides = parse_overrides(["--tta", "false", "--channels_last", "true", "--run_dir", "1e3x"])
     assert overrides == {"tta": False, "channels_last": True, "run_dir": "1e3x"}
+
+
+def test_alternate_flip_needs_flips():
+    from advconv.config import validate_config
+
+    with pytest.raises(ConfigError, match="alternate_flip .*augment.hflip 0 forbids"):
+        validate_config(load_config(None, {"alternate_flip": True, "hflip": 0.0}))
+
+
+@pytest.mark.parametrize("pipeline, field, value", [
+    ("batched", "rotate", 5.0), ("batched", "affine", 0.0), ("albumentations", "translate", 2),
+    ("albumentations", "alternate_flip", True)])
+def test_options_of_the_other_pipeline_are_named(pipeline, field, value):
+    from advconv.config import unused_options
+
+    cfg = load_config(None, {"pipeline": pipeline, field: value})
+    assert unused_options(cfg) == [f"augment.{field}={value!r} has no effect with the {pipeline} pipeline"]
+    assert unused_options(load_config(None, {"pipeline": pipeline})) == []
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_set_nothing_their_pipeline_ignores(path):
+    from advconv.config import unused_options
+
+    assert unused_options(load_config(path)) == []

@@ -14,7 +14,8 @@ from .conftest import make_image_folder
 def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
     with pytest.raises(DataError, match="--data"):
         load_cifar10(tmp_path / "nowhere")
-    code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path)])
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path),
+                 "--run_dir", str(tmp_path / "run")])
     assert code == 2
     assert "dataset not found" in capsys.readouterr().err
 
@@ -73,3 +74,27 @@ def test_hold_out_is_disjoint_and_fixed():
     for bad in (0, 20):
         with pytest.raises(DataError, match="data.val_split must be between 1 and 19"):
             hold_out(data, bad)
+
+
+def test_cache_follows_the_folder_content(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
+    train, _ = load_cifar10(root, tmp_path / "cache")
+    extra = root / "train" / "cross" / "extra.png"
+    (root / "train" / "cross" / "0000.png").rename(extra)  # renamed: same size, new path
+    make_image_folder(tmp_path / "more", per_class_train=1, per_class_test=0, seed=5)
+    (tmp_path / "more" / "train" / "circle" / "0000.png").rename(root / "train" / "circle" / "new.png")
+    again, _ = load_cifar10(root, tmp_path / "cache")
+    assert len(again) == len(train) + 1  # the added image is seen, not the stale cache
+    extra.unlink()
+    assert len(load_cifar10(root, tmp_path / "cache")[0]) == len(train)
+
+
+def test_symlinked_class_folders_are_followed(tmp_path):
+    real = make_image_folder(tmp_path / "real", per_class_train=2, per_class_test=1)
+    linked = tmp_path / "linked"
+    (linked / "test").mkdir(parents=True)
+    (linked / "train").symlink_to(real / "train", target_is_directory=True)
+    for cls in ("circle", "cross", "stripes"):
+        (linked / "test" / cls).symlink_to(real / "test" / cls, target_is_directory=True)
+    train, test = load_cifar10(linked, tmp_path / "cache")
+    assert (len(train), len(test)) == (6, 3)

@@ -56,9 +56,20 @@ def test_unknown_norm_and_fields():
 
 
 def test_param_budget():
-    with pytest.raises(ValueError, match=r"185,346 parameters exceed the budget of 100,000"):
+    with pytest.raises(ValueError, match=r"185,346 parameters; the budget allows fewer than 100,000"):
         validate_spec(resolve_spec("reference"), max_params=100_000)
     validate_spec(resolve_spec("reference"), max_params=200_000)
+
+
+def test_training_and_the_check_share_one_budget():
+    from advconv.summary import check_rules
+
+    spec = resolve_spec("reference")  # exactly 185,346 parameters
+    with pytest.raises(ValueError, match="budget allows fewer than 185,346"):
+        validate_spec(spec, max_params=185_346)
+    assert not check_rules(build_net(spec), max_params=185_346).passed
+    validate_spec(spec, max_params=185_347)
+    assert check_rules(build_net(spec), max_params=185_347).passed
 
 
 def test_residual_must_keep_shape():

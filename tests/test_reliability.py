@@ -130,7 +130,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config
     ({"label_smoothing": 1.0}, r"optim.label_smoothing must be in \[0, 1\)"),
     ({"tta_shift": 9}, r"tta_shift must be in \[0, 8\] pixels"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
-    ({"max_params": 100_000, "model": "reference"}, "185,346 parameters exceed the budget of 100,000"),
+    ({"max_params": 100_000, "model": "reference"}, "185,346 parameters; the budget allows fewer than 100,000"),
     ({"model": {"blocks": [{"conv_type": ["standard"], "out_channels": [8, 8], "kernel_size": [3],
                             "stride": [1], "padding": [1], "dilation": [1]}]}},
      r"model.blocks\[0\]: lists must have the same length"),

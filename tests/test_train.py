@@ -119,6 +119,15 @@ def test_a_run_never_replaces_another_unless_asked(tmp_path, make_config):
     assert load_checkpoint(run)["epoch"] == 2
 
 
+def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")  # what a run that failed to load its data leaves
+    (run / "curves.png").write_bytes(b"stale")
+    fit(make_config(epochs=1), progress=False)
+    assert not (run / "curves.png").exists() and load_checkpoint(run)["epoch"] == 1
+
+
 def test_manifest_names_command_config_and_machine(tmp_path, make_config):
     import importlib.metadata
     import json

@@ -110,21 +110,23 @@ def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
 
 
 RUN_FILES = ("*.pt", "metrics.json", "metrics.csv", "manifest.json", "*.png", "*.onnx")  # what a run writes
+TRAINED = ("*.pt", "metrics.json", "metrics.csv")  # what only a run that finished an epoch leaves
 
 
 def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False) -> None:
     """Before training, not after the first epoch: the run directory must be writable, and a new
-    run may not replace an earlier one unless ``overwrite``, which deletes that run's files (its
-    checkpoints, metrics, manifest, figures, exports; nothing else)."""
+    run may not replace a trained one unless ``overwrite``. A new run first deletes what an earlier
+    run wrote there (checkpoints, metrics, manifest, figures, exports; nothing else)."""
     run_dir = Path(run_dir)
-    old = [f for pattern in RUN_FILES for f in run_dir.glob(pattern) if f.is_file()] if new_run else []
-    if old and not overwrite:
+    found = lambda patterns: sorted(f for p in patterns for f in run_dir.glob(p) if f.is_file())  # noqa: E731
+    trained = found(TRAINED) if new_run else []
+    if trained and not overwrite:
         raise CheckpointError(
-            f"run directory {run_dir} already holds a run ({', '.join(sorted(f.name for f in old)[:4])}, ...); "
+            f"run directory {run_dir} already holds a run ({', '.join(f.name for f in trained)}); "
             f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
             "or choose another --run_dir")
     try:
-        for f in old:
+        for f in found(RUN_FILES) if new_run else []:
             f.unlink()
         ensure_writable_dir(run_dir)
     except OSError as exc:

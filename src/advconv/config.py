@@ -67,7 +67,7 @@ class Config:
     tta: bool = True                 # average logits over the image and its mirror at test time
     tta_shift: int = 0               # also average over copies shifted by +-N pixels (0: none)
     deterministic: bool = False
-    max_params: int | None = 200_000  # refuse models over this budget; None = no budget
+    max_params: int | None = 200_000  # refuse models with this many parameters or more; None = no budget
     run_dir: str = "runs/assignment9"
     target_accuracy: float | None = None  # stop once the evaluated accuracy reaches this (%)
     data: DataConfig = field(default_factory=DataConfig)
@@ -135,8 +135,26 @@ def validate_config(cfg: Config) -> None:
     for path, ok, rule in checks:
         if not ok:
             raise ConfigError(f"{path} {rule}, got {_get(cfg, path)!r}")
+    if cfg.augment.alternate_flip and cfg.augment.hflip == 0:
+        raise ConfigError("augment.alternate_flip mirrors every image every other epoch, which augment.hflip 0 "
+                          "forbids; set hflip > 0 or alternate_flip false")
     if not isinstance(cfg.model, (str, dict)):
         raise ConfigError(f"model must be a model name or a mapping describing one, got {cfg.model!r}")
+
+
+# the augmentations each pipeline applies; the others' fields do nothing there
+PIPELINE_FIELDS = {
+    "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size"),
+    "albumentations": ("hflip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size"),
+}
+
+
+def unused_options(cfg: Config) -> list[str]:
+    """Augmentation fields set away from their defaults that the chosen pipeline ignores."""
+    used, default = PIPELINE_FIELDS[cfg.data.pipeline], AugmentConfig()
+    return [f"augment.{f.name}={getattr(cfg.augment, f.name)!r} has no effect with the "
+            f"{cfg.data.pipeline} pipeline" for f in dataclasses.fields(AugmentConfig)
+            if f.name not in used and getattr(cfg.augment, f.name) != getattr(default, f.name)]
 
 
 def _leaf_paths(cls, prefix: str = "") -> dict[str, type]:

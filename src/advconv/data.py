@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 import warnings
 from dataclasses import dataclass
@@ -80,8 +81,13 @@ def _split_and_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
+def _folder_files(root: Path) -> list[Path]:
+    """Every file under ``root``, symlinked folders followed, in a fixed order."""
+    return sorted(Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names)
+
+
 def _iter_folder(root: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    for path in sorted(root.rglob("*")):
+    for path in _folder_files(root):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             found = _split_and_class(path.relative_to(root).parts)
             if found:
@@ -143,9 +149,21 @@ def load_torchvision_cifar10(root: str | Path) -> tuple[ArrayDataset, ArrayDatas
                               tuple(d.classes)) for d in (train, test))
 
 
+def _fingerprint(source: Path) -> str:
+    """What the decoded arrays depend on: a tarball's size and mtime, or for a folder the path,
+    size and mtime of every file in it, so an image added, removed or replaced is a new cache."""
+    if source.is_file():
+        st = source.stat()
+        return f"{st.st_size}|{st.st_mtime_ns}"
+    digest = hashlib.sha1()
+    for path in _folder_files(source):
+        st = path.stat()
+        digest.update(f"{path.relative_to(source)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _cache_path(source: Path, cache_dir: Path, size: int, skip_corrupt: bool) -> Path:
-    st = source.stat()
-    key = f"{CACHE_VERSION}|{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}|{skip_corrupt}"
+    key = f"{CACHE_VERSION}|{source.resolve()}|{_fingerprint(source)}|{size}|{skip_corrupt}"
     return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 

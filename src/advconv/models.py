@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .summary import within_budget
+
 from .blocks import (Residual, _positive_int, block_fault, conv_output_size, get_conv_block, norm_error,
                      same_padding)
 
@@ -115,8 +117,8 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
         sizes.append(size)
     if max_params is not None:
         params = sum(p.numel() for p in build_net(spec, input_size, check=False).parameters())
-        if params > max_params:
-            raise ValueError(f"model: {params:,} parameters exceed the budget of {max_params:,}")
+        if not within_budget(params, max_params):
+            raise ValueError(f"model: {params:,} parameters; the budget allows fewer than {max_params:,}")
     return sizes
 
 

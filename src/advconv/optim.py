@@ -24,16 +24,17 @@ def build_optimizer(o: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def lr_multiplier(schedule: str, warmup: float, total_steps: int) -> Callable[[int], float]:
-    """Multiplier of the base lr at a step: linear warmup, then the named decay."""
+    """Multiplier of the base lr at a step: linear warmup, then the named schedule (constant,
+    x0.1 at 50 % and 75 % of the steps, cosine or linear decay)."""
     warm = max(1, int(warmup * total_steps))
 
     def at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
         if schedule == "constant":
             return 1.0
         if schedule == "step":
             return 0.1 ** sum(step >= total_steps * f for f in (0.5, 0.75))
-        if step < warm:
-            return (step + 1) / warm
         frac = (step - warm) / max(1, total_steps - warm)
         if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))

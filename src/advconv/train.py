@@ -18,7 +18,7 @@ from torch import nn
 
 from .checkpoint import (InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
                          write_metrics)
-from .config import Config, config_from_dict, validate_config
+from .config import Config, config_from_dict, unused_options, validate_config
 from .data import channel_stats, hold_out, load_cifar10
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
@@ -94,6 +94,8 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
     spec = checked_spec(cfg)
     rt = Runtime.start(cfg.device, cfg.precision)
     say = log if rt.is_main else (lambda _: None)
+    for note in unused_options(cfg):
+        say(f"warning: {note}")
     run_dir = Path(cfg.run_dir)
     if rt.is_main:
         prepare_run_dir(run_dir, new_run=state is None, overwrite=overwrite)
