@@ -1,6 +1,7 @@
 """Deliberately rule-breaking networks for the rule checker's tests (importable by the CLI)."""
 
 from torch import nn
+from torch.nn import functional as F
 
 from advconv.models import NetSpec, _block, build_net
 
@@ -39,3 +40,32 @@ def small_receptive_field() -> nn.Module:
         _block(("depthwise", 16, 3, 1, 1, 1)),
         _block(("pointwise", 16, 1, 1, 0, 1)),
     ]))
+
+
+class FunctionalMaxPool(nn.Module):
+    """Max-pooling hidden in forward as a function call: no MaxPool module to find."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = build_net(NetSpec(blocks=[
+            _block(("standard", 16, 3, 1, 1, 1)), _block(("dilated", 16, 3, 1, 2, 2)),
+            _block(("depthwise", 16, 3, 1, 1, 1)), _block(("standard", 16, 3, 1, 1, 1))]))
+
+    def forward(self, x):
+        c1, c2, c3, c4, *head = self.body
+        x = c2(F.max_pool2d(c1(x), 2))
+        for layer in (c3, c4, *head):
+            x = layer(x)
+        return x
+
+
+class Upsampled(nn.Module):
+    """An upsample between convs: the receptive-field arithmetic cannot follow it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Upsample(scale_factor=2), nn.Conv2d(8, 8, 3, 1, 1),
+                                    nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.layers(x)

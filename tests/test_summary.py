@@ -120,3 +120,34 @@ def test_cli_check_takes_a_config_file(capsys):
     config = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "a9v1_model.yaml"
     assert main(["summary", "--model", str(config)]) == 0
     assert "Total params: 176,240" in capsys.readouterr().out
+
+
+def test_summary_says_what_it_cannot_see_in_resnet18():
+    import torchvision
+
+    s = summarize(torchvision.models.resnet18())
+    assert s.final_rf is None
+    assert s.unseen.startswith("layer2.0.downsample.0 (Conv2d) takes a tensor that is not the previous layer's output")
+    assert "Final receptive field: not computed: layer2.0.downsample.0" in s.table()
+    rows = {layer.name: layer for layer in s.layers}
+    assert rows["layer1.1.conv2"].rf is not None  # identity skips before the first projection are followed
+    assert rows["layer2.0.downsample.0"].rf is None and rows["fc"].rf is None
+    rf_rule = {r.rule: r for r in check_rules(torchvision.models.resnet18()).results}["receptive field >= 32"]
+    assert not rf_rule.passed and rf_rule.detail.startswith("cannot be verified: layer2.0.downsample.0")
+
+
+@pytest.mark.parametrize("factory, rule, detail", [
+    ("FunctionalMaxPool", "no max-pooling", "found 1 functional max-pool call(s)"),
+    ("FunctionalMaxPool", "receptive field >= 32", "cannot be verified: body.c2.0.0 (Conv2d) takes a tensor"),
+    ("Upsampled", "receptive field >= 32", "cannot be verified: layers.1 (Upsample) resizes the map"),
+])
+def test_rules_see_functional_pooling_and_unknown_resizing(factory, rule, detail, capsys):
+    assert main(["check", "--model", f"tests.bad_models:{factory}"]) == 1
+    out = capsys.readouterr().out
+    assert f"[FAIL] {rule}: {detail}" in out
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registered_models_are_chains_the_arithmetic_follows(name):
+    s = summarize(create_model(name))
+    assert s.unseen is None and s.final_rf is not None and s.functional_maxpools == 0
