@@ -100,3 +100,18 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tmp_path, image_f
     # only rank 0 writes: one run directory with its checkpoint, no per-rank files
     assert (tmp_path / "run" / "last.pt").exists()
     assert len(load_checkpoint(tmp_path / "run")["history"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, message", [
+    ("nan_on_rank1", "training stopped in epoch 2: loss became nan"),
+    ("checkpoint_error", "cannot write checkpoint"),
+])
+def test_a_fault_on_one_rank_stops_every_rank_with_its_message(tmp_path, image_folder, fault, message):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "tests/ddp_worker.py", str(image_folder), str(tmp_path), fault]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stdout.splitlines() if "stopped:" in line]
+    assert sorted(line.split(":", 1)[0] for line in lines) == ["rank 0 stopped", "rank 1 stopped"], done.stdout
+    assert len({line.split(":", 1)[1] for line in lines}) == 1 and message in lines[0]

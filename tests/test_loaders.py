@@ -77,3 +77,17 @@ def test_loader_workers_follow_the_cpu_count():
     assert loader_workers(3, cpus=2) == 3  # as configured
     assert loader_workers(None, cpus=2) == 0 and loader_workers(None, cpus=1) == 0
     assert loader_workers(None, cpus=4) == 3 and loader_workers(None, cpus=64) == 4
+
+
+def test_each_rank_draws_its_own_albumentations_augmentation():
+    from advconv.config import load_config
+    from advconv.loaders import make_loaders
+
+    image = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    same = ArrayDataset(image.repeat(64, 0), np.zeros(64, dtype=np.int64), ("a",))  # one image, 64 times
+    cfg = load_config(None, {"pipeline": "albumentations", "workers": 0, "batch_size": 32})
+    batches = [next(iter(make_loaders(cfg, same, same, STATS, rank, 2)[0](0)))[0] for rank in (0, 1)]
+    assert not torch.equal(batches[0], batches[1])  # the k-th sample of each rank is augmented differently
+    again = next(iter(make_loaders(cfg, same, same, STATS, 1, 2)[0](0)))[0]
+    assert torch.equal(again, batches[1])  # and reproducibly
+

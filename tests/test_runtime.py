@@ -24,3 +24,15 @@ def test_one_autocast_context_serves_every_batch():
         assert not torch.is_autocast_enabled("cpu")
     with Runtime().autocast:
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.float32
+
+
+def test_cuda_rng_state_travels_with_the_checkpoint(monkeypatch):
+    saved = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: ["gpu0 state"])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", saved.append)
+    state = runtime.rng_state()
+    assert state["cuda"] == ["gpu0 state"]
+    runtime.restore_rng(state)
+    assert saved == [["gpu0 state"]]

@@ -188,8 +188,9 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: Ch
     dataset = AlbumentationsDataset(train, transform)
 
     def albumentations_epoch(epoch: int) -> torch.utils.data.DataLoader:
-        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-        transform.set_random_seed(epoch_seed(cfg.seed, epoch))
+        # the shuffle is the sampler's, shared by all ranks; augmentation draws are each rank's own
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, stream=rank))
+        transform.set_random_seed(epoch_seed(cfg.seed, epoch, stream=rank))
         sampler = None
         if world_size > 1:
             sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, seed=cfg.seed, drop_last=True)

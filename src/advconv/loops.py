@@ -28,8 +28,9 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         with rt.autocast:
             logits = model(x)
             loss = loss_fn(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at batch {batch_id}")
+        checked = rt.loss_everywhere(loss)
+        if not torch.isfinite(checked):
+            raise TrainingDiverged(f"loss became {checked.item()} at batch {batch_id}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -56,14 +56,19 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every global RNG a run draws from, to store in a checkpoint."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every global RNG a run draws from, to store in a checkpoint (CUDA's too, once in use)."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -102,13 +107,23 @@ class Runtime:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    def share_flag(self, flag: bool) -> bool:
-        """Rank 0's ``flag`` on every rank (e.g. "the target is reached, stop")."""
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (e.g. "the target is reached", or the error that
+        stopped rank 0, so that no rank is left waiting in a collective)."""
         if not self.distributed:
-            return flag
-        box = [flag]
+            return value
+        box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def loss_everywhere(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss summed over ranks: NaN or infinite on every rank as soon as it is on one,
+        so all ranks stop at the same batch instead of some waiting in the gradient all-reduce."""
+        if not self.distributed:
+            return loss.detach()
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        return total
 
     def finish(self, model: nn.Module) -> None:
         """Leave the process group with every rank holding rank 0's model: parameters stay equal

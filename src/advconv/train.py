@@ -118,17 +118,16 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
         t0 = time.perf_counter()
         trained = train_one_epoch(train_model, learner, data.train_for(epoch), rt, epoch, run_dir,
                                   progress and rt.is_main)
-        reached = False
+        reached, failure = False, None
         if rt.is_main:
-            result = evaluate(learner.deployed, data.test, rt, cfg.tta, cfg.tta_shift)
-            say(result.line(SPLIT_NAMES[data.split]))
-            row = record_epoch(run, trained, result, data.split, learner.optimizer.param_groups[0]["lr"], t0, start)
-            say(f"Epoch {epoch + 1}/{cfg.epochs}: train loss {trained.loss:.4f} acc {trained.accuracy:.2f}% | "
-                f"{data.split} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
-                f"(elapsed {row['elapsed_s']:.1f} s)")
-            save_run(run_dir, cfg, learner, run, data.record, is_best=result.accuracy >= run.best_acc)
-            reached = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
-        if rt.share_flag(reached):
+            try:
+                reached = end_epoch(cfg, data, learner, run, trained, rt, say, t0, start)
+            except Exception as exc:  # told to every rank below, then raised on each
+                failure = exc
+        reached, failure = rt.share((reached, failure))
+        if failure is not None:
+            raise failure
+        if reached:
             say(f"Reached the target {cfg.target_accuracy}% after epoch {epoch + 1}")
             break
 
@@ -219,6 +218,19 @@ def train_one_epoch(model: nn.Module, learner: Learner, loader: Iterable, rt: Ru
             + (f"the last good checkpoint {kept} (epoch {epoch}) is kept." if kept.exists() else
                "no checkpoint had been written yet.")) from None
     return TrainedEpoch(loss, acc, time.perf_counter() - t0)
+
+
+def end_epoch(cfg: Config, data: RunData, learner: Learner, run: Progress, trained: TrainedEpoch,
+              rt: Runtime, say: Callable[[str], None], t0: float, start: float) -> bool:
+    """Rank 0's end of an epoch: evaluate, log, write the run's files; whether the target is reached."""
+    result = evaluate(learner.deployed, data.test, rt, cfg.tta, cfg.tta_shift)
+    say(result.line(SPLIT_NAMES[data.split]))
+    row = record_epoch(run, trained, result, data.split, learner.optimizer.param_groups[0]["lr"], t0, start)
+    say(f"Epoch {run.epoch}/{cfg.epochs}: train loss {trained.loss:.4f} acc {trained.accuracy:.2f}% | "
+        f"{data.split} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
+        f"(elapsed {row['elapsed_s']:.1f} s)")
+    save_run(Path(cfg.run_dir), cfg, learner, run, data.record, is_best=result.accuracy >= run.best_acc)
+    return cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
 
 
 def record_epoch(run: Progress, trained: TrainedEpoch, result: EvalResult, split: str, lr: float, t0: float,
