@@ -115,3 +115,38 @@ def test_a_fault_on_one_rank_stops_every_rank_with_its_message(tmp_path, image_f
     lines = [line for line in done.stdout.splitlines() if "stopped:" in line]
     assert sorted(line.split(":", 1)[0] for line in lines) == ["rank 0 stopped", "rank 1 stopped"], done.stdout
     assert len({line.split(":", 1)[1] for line in lines}) == 1 and message in lines[0]
+
+
+def test_onnx_export_with_test_time_views_matches_pytorch(checkpoint, tmp_path, capsys):
+    import onnxruntime as ort
+
+    from advconv.loops import TestTimeViews
+
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    assert record.tta  # the tiny run evaluates with flip views, as the shipped configs do
+    assert main(["export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "plain.onnx")]) == 0
+    assert "--tta bakes the views into the graph" in capsys.readouterr().out
+    assert main(["export", "--checkpoint", str(checkpoint), "--tta", "--output", str(tmp_path / "tta.onnx")]) == 0
+    x = torch.randn(5, 3, 32, 32)
+    for name, expected in (("plain", model), ("tta", TestTimeViews(model, flip=True, shift=0))):
+        (logits,) = ort.InferenceSession(str(tmp_path / f"{name}.onnx")).run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, expected(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
+    from advconv.inference import with_views
+
+    path = tmp_path / "img.png"
+    image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(path)
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    x = preprocess(image[None], record.stats)
+    with torch.no_grad():
+        viewed = with_views(model, record)(x).softmax(1)[0]
+        plain = model(x).softmax(1)[0]
+    assert not torch.allclose(viewed, plain)
+    for tta, expected in ((None, viewed), (False, plain)):
+        (prediction,) = predict_files(checkpoint, [path], top_k=1, tta=tta)
+        cls, p = prediction.top[0]
+        assert cls == record.classes[int(expected.argmax())] and p == pytest.approx(float(expected.max()), abs=1e-5)

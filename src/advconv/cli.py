@@ -110,19 +110,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import predict_files
 
-    for prediction in predict_files(args.checkpoint, args.images, args.top_k):
+    for prediction in predict_files(args.checkpoint, args.images, args.top_k, args.tta, args.tta_shift):
         print(prediction.line())
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .inference import export_model
+    from .inference import export_model, with_views
 
     model, record = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    viewed = with_views(model, record)
+    if args.tta:
+        model = viewed
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[args.format]
     output = args.output or str(Path(args.checkpoint).with_suffix(suffix))
     print(f"wrote {export_model(model, output, args.format, record.input_size)}")
+    if not args.tta and (viewed.flip or viewed.shift):
+        print(f"note: the run was evaluated with test-time views (flip {viewed.flip}, shift {viewed.shift}); "
+              "this file scores the plain net, a little lower; --tta bakes the views into the graph")
     return 0
 
 
@@ -132,6 +138,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.checkpoint).parent / "gradcam.png")
     print(f"wrote {explain_checkpoint(args.checkpoint, output, args.data, args.index, args.count)}")
     return 0
+
+
+def add_view_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored image (default: as the run was evaluated)")
+    p.add_argument("--tta-shift", type=int, default=None, metavar="N",
+                   help="also average over views shifted by +-N pixels (default: as the run was evaluated)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,10 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with the mirrored image (default: as the run was trained)")
-    p.add_argument("--tta-shift", type=int, default=None, metavar="N",
-                   help="also average over views shifted by +-N pixels (default: as the run was trained)")
+    add_view_options(p)
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
     p.add_argument("run_dir")
@@ -171,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="top-k classes of image files (any size/format)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--top-k", type=int, default=3)
+    add_view_options(p)
     p.add_argument("images", nargs="+")
 
     p = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--tta", action="store_true",
+                   help="bake the run's test-time views (flip, shifts) into the graph: the accuracy it reported")
     p.add_argument("--output", default=None, help="defaults to the checkpoint path with .onnx/.torchscript.pt")
 
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images")

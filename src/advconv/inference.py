@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from .checkpoint import InferenceRecord, load_checkpoint, model_from_checkpoint
 from .data import ChannelStats, decode_image
 from .files import atomic_write, atomic_write_bytes
 from .loaders import normalize
+from .loops import TestTimeViews
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 
@@ -33,15 +34,26 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict_files(checkpoint: str | Path, paths: Sequence[str | Path], top_k: int = 3) -> list[Prediction]:
-    """Top-k classes of each image file; any size or format is resized to 32x32 first."""
+def predict_files(checkpoint: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
+                  tta_shift: int | None = None) -> list[Prediction]:
+    """Top-k classes of each image file (any size or format, resized to the net's input size),
+    averaged over the test-time views the run was evaluated with unless ``tta``/``tta_shift`` say
+    otherwise: what predict says is what the reported accuracy measured."""
     model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    viewed = with_views(model, record, tta, tta_shift)
     images = np.stack([decode_image(Path(p), str(p), record.input_size) for p in paths])  # DataError names a bad file
-    probs = model(preprocess(images, record.stats)).softmax(1)
+    probs = viewed(preprocess(images, record.stats)).softmax(1)
     k = min(top_k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
     return [Prediction(str(p), [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
             for p, vs, ix in zip(paths, values.tolist(), indices.tolist())]
+
+
+def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = None,
+               tta_shift: int | None = None) -> TestTimeViews:
+    """``model`` averaging over the record's test-time views, or over the ones given."""
+    return TestTimeViews(model, record.tta if tta is None else tta,
+                         record.tta_shift if tta_shift is None else tta_shift)
 
 
 def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32) -> Path:

@@ -75,19 +75,31 @@ def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]
     return views
 
 
+class TestTimeViews(nn.Module):
+    """A net whose logits are averaged over ``tta_views`` of its input: what evaluation,
+    prediction and an exported ``--tta`` graph all run, so each scores what the others do."""
+
+    def __init__(self, model: nn.Module, flip: bool, shift: int = 0) -> None:
+        super().__init__()
+        self.model, self.flip, self.shift = model, flip, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = tta_views(x, self.flip, self.shift)
+        return sum(self.model(v).float() for v in views) / len(views)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, rt: Runtime | None = None, tta: bool = False,
              tta_shift: int = 0) -> EvalResult:
     """Mean loss and accuracy over a loader; logits are averaged over ``tta_views``.
     Without ``rt``: on the CPU in fp32."""
     rt = rt or Runtime()
-    model.eval()
+    viewed = TestTimeViews(model.eval(), tta, tta_shift)
     total_loss, preds, targets = 0.0, [], []
     for x, y in loader:
         x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
         with rt.autocast:
-            views = tta_views(x, tta, tta_shift)
-            logits = sum(model(v).float() for v in views) / len(views)
+            logits = viewed(x)
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
         targets.append(y.cpu())
