@@ -85,7 +85,8 @@ def test_disk_full_during_training_is_a_clear_error(tmp_path, make_config, monke
 
     def fsync_then_full(fd):
         calls.append(fd)
-        if len(calls) > 4:  # epoch 1 writes last.pt, best.pt, metrics.json, metrics.csv
+        if len(calls) > 7:  # the start writes manifest.json; epoch 1 last.pt, best.pt, model.safetensors,
+            # model.json, metrics.json, metrics.csv
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
@@ -153,3 +154,30 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
     assert main(["train", "--epochs", "0", "--run_dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "advconv train: error: epochs must be >= 1, got 0"
+
+
+class _RunsCode:
+    """A pickled payload that would create a file if it were ever unpickled with full pickle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_runs_nothing(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "payload": _RunsCode(marker)}, evil)
+    with pytest.raises(CheckpointError, match=r"was not loaded: it needs io.open, .*could run code"):
+        load_checkpoint(evil)
+    assert main(["predict", "--model", str(evil), str(tmp_path / "x.png")]) == 2
+    assert "was not loaded" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_checkpoints_load_with_weights_only(tmp_path, make_config):
+    fit(make_config(epochs=1), progress=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # raises if anything needs pickle
+    assert state["epoch"] == 1

@@ -1,8 +1,14 @@
-"""A run's files: checkpoints and metrics, written atomically, and the record inference needs.
+"""A run's files: checkpoints, shareable weights and metrics, written atomically, and the
+record inference needs.
 
-A checkpoint is one dict: the weights to deploy (``model``, or ``ema`` when averaged), the
-``InferenceRecord`` (what feeding the net needs), the ``config``, and the training state that
-makes a resume bit-exact (optimizer, scheduler, EMA state, RNG states, epoch, history).
+A checkpoint (``last.pt``, ``best.pt``) is one dict: the weights to deploy (``model``, or
+``ema`` when averaged), the ``InferenceRecord`` (what feeding the net needs), the ``config``,
+and the training state that makes a resume bit-exact (optimizer, scheduler, EMA state, RNG
+states, epoch, history). It holds tensors and plain values only and is read with
+``torch.load(weights_only=True)``: a file that needs anything else is refused, unrun.
+
+The weights to share are ``model.safetensors`` (tensors only, no pickle at all) with
+``model.json`` beside it (the record and where the weights came from).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +86,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"checkpoint {path} was not loaded: it needs {found.group(1)}, which is not a tensor or a plain "
+                "value, and loading it could run code it carries (advconv checkpoints never need that)") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?)") from None
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -93,6 +108,76 @@ def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, InferenceRe
     model = build_net(resolve_spec(record.spec), record.input_size)
     model.load_state_dict(state.get("ema") or state["model"])
     return model.eval(), record
+
+
+WEIGHTS = "model.safetensors"  # beside the checkpoints: the deployed weights, the record in model.json
+
+
+def save_weights(path: str | Path, weights: dict[str, torch.Tensor], record: InferenceRecord,
+                 provenance: dict[str, Any]) -> Path:
+    """``path`` (.safetensors) and the ``.json`` beside it: what a user shares and loads with no pickle."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    meta = {"record": record.to_dict(), "provenance": provenance}
+    atomic_write_bytes(path, save(tensors))
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    return path
+
+
+def load_weights(path: str | Path) -> tuple[nn.Module, InferenceRecord, dict[str, Any]]:
+    """The net (eval mode), its record and provenance from a ``.safetensors`` and its ``.json``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path, meta_path = Path(path), Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+        record = InferenceRecord.from_dict(meta["record"])
+        weights = load_file(path)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"weights not found: {exc.filename} (a .safetensors needs its .json beside it)") from None
+    except (ValueError, KeyError, TypeError, SafetensorError, OSError) as exc:
+        raise CheckpointError(f"weights {path} are unreadable: {type(exc).__name__}: {exc}") from None
+    model = build_net(resolve_spec(record.spec), record.input_size)
+    model.load_state_dict(weights)
+    return model.eval(), record, meta.get("provenance", {})
+
+
+SHIPPED = Path(__file__).resolve().parent / "weights"  # trained weights that come with the package
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
+
+
+@dataclass
+class TrainedModel:
+    """A trained net ready to use: eval mode, its inference record, and where it came from
+    (the run's config and epoch, or the provenance shipped with the weights)."""
+
+    net: nn.Module
+    record: InferenceRecord
+    provenance: dict[str, Any]
+
+
+def load_model(source: str | Path) -> TrainedModel:
+    """A shipped name (``assignment9``), a run directory, a ``.safetensors`` (with its ``.json``)
+    or a ``.pt`` checkpoint; only the checkpoint is a pickle, read with ``weights_only``."""
+    if isinstance(source, str) and source in shipped_names():
+        source = SHIPPED / f"{source}.safetensors"
+    path = Path(source)
+    if path.is_dir():
+        path = path / WEIGHTS if (path / WEIGHTS).exists() else path / "last.pt"
+    if path.suffix == ".safetensors":
+        return TrainedModel(*load_weights(path))
+    if path.suffix in (".pt", ".pth") or path.exists():
+        state = load_checkpoint(path)
+        net, record = model_from_checkpoint(state)
+        return TrainedModel(net, record, {"config": state["config"], "epoch": state.get("epoch")})
+    raise CheckpointError(f"no model at {source}: give a run directory, a .pt checkpoint, a .safetensors "
+                          f"or a shipped name ({', '.join(shipped_names()) or 'none shipped'})")
 
 
 def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:

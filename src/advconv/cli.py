@@ -50,6 +50,13 @@ def resolve_model(name: str) -> nn.Module:
     return obj
 
 
+def output_path(source: str, filename: str) -> Path:
+    """Where an output of ``source`` goes unless --output says: in its run directory, beside its
+    file, or (a shipped name) in the current folder."""
+    path = Path(source)
+    return (path if path.is_dir() else path.parent if path.exists() else Path(".")) / filename
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     print(summarize(resolve_model(args.model), args.input_size).table())
     return 0
@@ -94,7 +101,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate_checkpoint
 
-    print(evaluate_checkpoint(args.checkpoint, args.data, tta=args.tta,
+    print(evaluate_checkpoint(args.model, args.data, tta=args.tta,
                               tta_shift=args.tta_shift).result.line())
     return 0
 
@@ -110,21 +117,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import predict_files
 
-    for prediction in predict_files(args.checkpoint, args.images, args.top_k, args.tta, args.tta_shift):
+    for prediction in predict_files(args.model, args.images, args.top_k, args.tta, args.tta_shift):
         print(prediction.line())
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .checkpoint import load_model
     from .inference import export_model, with_views
 
-    model, record = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    trained = load_model(args.model)
+    model, record = trained.net, trained.record
     viewed = with_views(model, record)
     if args.tta:
         model = viewed
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[args.format]
-    output = args.output or str(Path(args.checkpoint).with_suffix(suffix))
+    stem = "model" if Path(args.model).is_dir() else Path(args.model).stem
+    output = args.output or str(output_path(args.model, stem + suffix))
     print(f"wrote {export_model(model, output, args.format, record.input_size)}")
     if not args.tta and (viewed.flip or viewed.shift):
         print(f"note: the run was evaluated with test-time views (flip {viewed.flip}, shift {viewed.shift}); "
@@ -135,9 +144,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain_checkpoint
 
-    output = args.output or str(Path(args.checkpoint).parent / "gradcam.png")
-    print(f"wrote {explain_checkpoint(args.checkpoint, output, args.data, args.index, args.count)}")
+    output = args.output or str(output_path(args.model, "gradcam.png"))
+    print(f"wrote {explain_checkpoint(args.model, output, args.data, args.index, args.count)}")
     return 0
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "--checkpoint", dest="model", required=True,
+                   help="a run directory, a .pt checkpoint, a .safetensors, or a shipped name (e.g. assignment9)")
 
 
 def add_view_options(p: argparse.ArgumentParser) -> None:
@@ -169,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train into a run directory that holds a run, deleting that run's files first")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars (logs stay)")
 
-    p = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
+    p = sub.add_parser("evaluate", help="test-set accuracy of a trained model")
+    add_model_option(p)
+    p.add_argument("--data", default=None, help="defaults to the data the model was trained on")
     add_view_options(p)
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
@@ -179,24 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
 
     p = sub.add_parser("predict", help="top-k classes of image files (any size/format)")
-    p.add_argument("--checkpoint", required=True)
+    add_model_option(p)
     p.add_argument("--top-k", type=int, default=3)
     add_view_options(p)
     p.add_argument("images", nargs="+")
 
-    p = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript")
-    p.add_argument("--checkpoint", required=True)
+    p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript")
+    add_model_option(p)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--tta", action="store_true",
                    help="bake the run's test-time views (flip, shifts) into the graph: the accuracy it reported")
-    p.add_argument("--output", default=None, help="defaults to the checkpoint path with .onnx/.torchscript.pt")
+    p.add_argument("--output", default=None, help="defaults to beside the model, named after it, .onnx/.torchscript.pt")
 
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", default=None, help="defaults to the data the checkpoint was trained on")
+    add_model_option(p)
+    p.add_argument("--data", default=None, help="defaults to the data the model was trained on")
     p.add_argument("--index", type=int, nargs="*", default=None, help="test-set indices (default: misclassified)")
     p.add_argument("--count", type=int, default=12, help="how many misclassified images")
-    p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the checkpoint)")
+    p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the model)")
     return parser
 
 

@@ -36,12 +36,12 @@ def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: S
                      for img, h in zip(images, heatmaps)])
 
 
-def explain_checkpoint(checkpoint: str | Path, output: str | Path, data: str | None = None,
+def explain_checkpoint(source: str | Path, output: str | Path, data: str | None = None,
                        indices: Sequence[int] | None = None, count: int = 12) -> Path:
     """Grad-CAM of the predicted class for chosen test images, or for misclassified ones."""
     from .report import evaluate_checkpoint, sample_misclassified
 
-    evaluation = evaluate_checkpoint(checkpoint, data)
+    evaluation = evaluate_checkpoint(source, data)
     model, record, test, result = evaluation.model, evaluation.record, evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     if indices is None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import InferenceRecord, load_checkpoint, model_from_checkpoint
+from .checkpoint import InferenceRecord, load_model
 from .data import ChannelStats, decode_image
 from .files import atomic_write, atomic_write_bytes
 from .loaders import normalize
@@ -34,12 +34,13 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict_files(checkpoint: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
+def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
                   tta_shift: int | None = None) -> list[Prediction]:
     """Top-k classes of each image file (any size or format, resized to the net's input size),
     averaged over the test-time views the run was evaluated with unless ``tta``/``tta_shift`` say
     otherwise: what predict says is what the reported accuracy measured."""
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    trained = load_model(source)
+    model, record = trained.net, trained.record
     viewed = with_views(model, record, tta, tta_shift)
     images = np.stack([decode_image(Path(p), str(p), record.input_size) for p in paths])  # DataError names a bad file
     probs = viewed(preprocess(images, record.stats)).softmax(1)

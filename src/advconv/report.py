@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from .checkpoint import InferenceRecord, load_checkpoint, model_from_checkpoint
+from .checkpoint import InferenceRecord, load_model
 from .data import ArrayDataset, load_cifar10
 from .loaders import BatchLoader
 from .loops import EvalResult, evaluate
@@ -24,16 +24,17 @@ class CheckpointEvaluation:
     result: EvalResult
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, tta: bool | None = None,
+def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
                         tta_shift: int | None = None, batch_size: int = 500) -> CheckpointEvaluation:
-    """Test-set result of a checkpoint, on ``data`` or the data it was trained on; ``tta`` and
-    ``tta_shift`` default to what the run used."""
-    state = load_checkpoint(checkpoint)
-    model, record = model_from_checkpoint(state)
+    """Test-set result of a trained model (anything ``load_model`` takes), on ``data`` or the data
+    it was trained on; ``tta`` and ``tta_shift`` default to what the run used."""
+    trained = load_model(source)
+    model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    data_cfg = state["config"]["data"]
-    _, test = load_cifar10(data if data is not None else data_cfg["path"], data_cfg["cache_dir"])
+    data_cfg = trained.provenance.get("config", {}).get("data", {})
+    _, test = load_cifar10(data if data is not None else data_cfg.get("path"),
+                           data_cfg.get("cache_dir", "~/.cache/advconv"))
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
     return CheckpointEvaluation(model, record, test, evaluate(model, loader, tta=tta, tta_shift=tta_shift))
 

@@ -56,8 +56,15 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every global RNG a run draws from, to store in a checkpoint (CUDA's too, once in use)."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every global RNG a run draws from (CUDA's too, once in use), as tensors and plain types
+    only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
+    numpy = np.random.get_state(legacy=False)
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": numpy["state"]["key"].tolist(), "pos": numpy["state"]["pos"],
+                  "has_gauss": numpy["has_gauss"], "gauss": numpy["gauss"]},
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -65,7 +72,8 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", np.array(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

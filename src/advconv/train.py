@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .checkpoint import (InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
-                         write_metrics)
+from .checkpoint import (WEIGHTS, InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
+                         save_weights, write_metrics)
 from .config import Config, config_from_dict, unused_options, validate_config
 from .data import channel_stats, hold_out, load_cifar10
 from .loaders import BatchLoader, make_loaders
@@ -266,4 +266,6 @@ def save_run(run_dir: Path, cfg: Config, learner: Learner, run: Progress, record
     save_checkpoint(run_dir / "last.pt", state)
     if is_best:
         save_checkpoint(run_dir / "best.pt", state)
+    provenance = {"epoch": run.epoch, "epochs": cfg.epochs, "metrics": run.history[-1], "config": cfg.to_dict()}
+    save_weights(run_dir / WEIGHTS, learner.deployed.state_dict(), record, provenance)
     write_metrics(run_dir, run.history)
