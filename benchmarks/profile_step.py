@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from advconv.cli import resolve_model
+from advconv.api import resolve_model
 
 
 def main() -> None:

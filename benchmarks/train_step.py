@@ -16,7 +16,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from advconv.cli import resolve_model
+from advconv.api import resolve_model
 from advconv.summary import summarize
 from advconv.runtime import cpu_supports_bf16
 

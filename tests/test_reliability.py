@@ -181,3 +181,24 @@ def test_checkpoints_load_with_weights_only(tmp_path, make_config):
     fit(make_config(epochs=1), progress=False)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # raises if anything needs pickle
     assert state["epoch"] == 1
+
+
+def test_checkpoints_of_advconv_0_1_still_load_and_resume(tmp_path, make_config):
+    """0.1 stored numpy's RNG state as numpy's own tuple (an array inside) and the record's
+    fields at the top level; both still load, with nothing but that array let through."""
+    import numpy as np
+
+    from advconv.checkpoint import model_from_checkpoint
+    from advconv.runtime import restore_rng
+
+    fit(make_config(epochs=1), progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    record = state.pop("record")
+    state |= {"spec": record["spec"], "classes": record["classes"], "mean": record["mean"], "std": record["std"]}
+    state["rng"]["numpy"] = np.random.get_state()
+    torch.save(state, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    model, rebuilt = model_from_checkpoint(old)
+    assert rebuilt.classes == tuple(record["classes"]) and rebuilt.tta == state["config"]["tta"]
+    restore_rng(old["rng"])
+    assert np.random.get_state()[2] == state["rng"]["numpy"][2]

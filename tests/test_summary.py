@@ -74,7 +74,7 @@ def test_shipped_models_pass_every_rule(name):
 ])
 def test_rule_checker_catches_bad_models(factory, failing_rule):
     from tests import bad_models
-    from advconv.cli import resolve_model
+    from advconv.api import resolve_model
 
     report = check_rules(resolve_model(f"tests.bad_models:{factory}"))
     failed = [r.rule for r in report.results if not r.passed]

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,6 +71,11 @@ class InferenceRecord:
                    tta=cfg.get("tta", False), tta_shift=cfg.get("tta_shift", 0))
 
 
+# checkpoints of advconv 0.1 kept numpy's RNG state as an array: let exactly that through
+_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+LEGACY_ARRAYS = [_multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     path = Path(path)
     try:
@@ -86,7 +92,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(LEGACY_ARRAYS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found:

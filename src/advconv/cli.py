@@ -7,47 +7,18 @@ clear line and exit with status 2; a failed rule check exits with status 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
-from torch import nn
-
+from .api import resolve_model
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config, parse_overrides
 from .data import DataError
 from .loops import TrainingDiverged
-from .models import MODELS, NetSpec, build_net, create_model
+from .models import MODELS
 from .summary import PARAM_BUDGET, check_rules, summarize
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError)
-
-
-def resolve_model(name: str) -> nn.Module:
-    """A registered model name, a YAML config's model, or ``package.module:attr`` naming an
-    nn.Module, a NetSpec or a factory of one."""
-    if name in MODELS:
-        return create_model(name)
-    if name.endswith((".yaml", ".yml")):
-        return create_model(load_config(name).model)
-    if ":" not in name:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
-                         "(or a config .yaml, or package.module:attribute)")
-    module_name, attr = name.split(":", 1)
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import model {name!r}: {exc}") from exc
-    finally:
-        sys.path.pop(0)
-    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, nn.Module)):
-        obj = obj()
-    if isinstance(obj, NetSpec):
-        obj = build_net(obj)
-    if not isinstance(obj, nn.Module):
-        raise ValueError(f"{name} is not an nn.Module, a NetSpec or a factory of one")
-    return obj
 
 
 def output_path(source: str, filename: str) -> Path:

@@ -62,14 +62,20 @@ def channel_stats(images: np.ndarray) -> ChannelStats:
     return ChannelStats(tuple(means), tuple(stds))
 
 
+def image_array(img: Image.Image, size: int = 32) -> np.ndarray:
+    """A PIL image as (size, size, 3) uint8 RGB, stretched to the square: how every image,
+    training or deployed, reaches the net."""
+    img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
 def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndarray:
     """Any image file as (size, size, 3) uint8 RGB; DataError naming the file if unreadable."""
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+            return image_array(img, size)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode image {name}: {exc}") from exc
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from .checkpoint import InferenceRecord, load_model
-from .data import ChannelStats, decode_image
+from .checkpoint import InferenceRecord, TrainedModel, load_model
+from .data import ChannelStats, decode_image, image_array
 from .files import atomic_write, atomic_write_bytes
 from .loaders import normalize
 from .loops import TestTimeViews
@@ -26,28 +27,67 @@ def preprocess(images: np.ndarray, stats: ChannelStats) -> torch.Tensor:
 
 @dataclass
 class Prediction:
-    path: str
+    path: str                     # the file, or "image i" for an in-memory image
     top: list[tuple[str, float]]  # (class, probability), best first
 
     def line(self) -> str:
         return f"{self.path}: " + ", ".join(f"{cls} {100 * p:.1f}%" for cls, p in self.top)
 
 
+ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
+
+
+def as_images(images: ImageLike | Sequence[ImageLike], size: int) -> tuple[np.ndarray, list[str]]:
+    """Paths, PIL images, numpy arrays (H, W, 3 or N, H, W, 3; uint8, or float in [0, 1]) or
+    tensors (3, H, W or N, 3, H, W; likewise) as one (N, size, size, 3) uint8 batch, with a
+    name for each (the path, or ``image i``)."""
+    if isinstance(images, (str, Path, Image.Image)):
+        images = [images]
+    elif isinstance(images, torch.Tensor):
+        images = images.detach().cpu()
+        images = list(images.permute(0, 2, 3, 1).numpy() if images.dim() == 4 else [images.permute(1, 2, 0).numpy()])
+    elif isinstance(images, np.ndarray):
+        images = list(images) if images.ndim == 4 else [images]
+    arrays, names = [], []
+    for i, item in enumerate(images):
+        if isinstance(item, torch.Tensor):
+            item = item.detach().cpu().permute(1, 2, 0).numpy()
+        if isinstance(item, (str, Path)):
+            arrays.append(decode_image(Path(item), str(item), size))  # DataError names a bad file
+            names.append(str(item))
+            continue
+        if isinstance(item, np.ndarray):
+            if item.ndim != 3 or item.shape[-1] not in (1, 3, 4):
+                raise ValueError(f"image {i}: expected (H, W, 3) pixels, got an array of shape {item.shape}")
+            item = Image.fromarray(item if item.dtype == np.uint8 else
+                                   (np.clip(item, 0, 1) * 255).round().astype(np.uint8)).convert("RGB")
+        if not isinstance(item, Image.Image):
+            raise ValueError(f"image {i}: expected a path, a PIL image, an array or a tensor, got {type(item).__name__}")
+        arrays.append(image_array(item, size))
+        names.append(f"image {i}")
+    return np.stack(arrays), names
+
+
 @torch.no_grad()
+def predict(model: TrainedModel | str | Path, images: ImageLike | Sequence[ImageLike], top_k: int = 3,
+            tta: bool | None = None, tta_shift: int | None = None) -> list[Prediction]:
+    """Top-k classes of each image, preprocessed as the net was trained (resized to its input
+    size, normalized with its statistics) and averaged over the test-time views the run was
+    evaluated with unless ``tta``/``tta_shift`` say otherwise: what predict says is what the
+    reported accuracy measured. ``model``: a ``load_model`` result, or anything it takes."""
+    trained = model if isinstance(model, TrainedModel) else load_model(model)
+    record = trained.record
+    batch, names = as_images(images, record.input_size)
+    probs = with_views(trained.net, record, tta, tta_shift)(preprocess(batch, record.stats)).softmax(1)
+    values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    return [Prediction(name, [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
+            for name, vs, ix in zip(names, values.tolist(), indices.tolist())]
+
+
 def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
                   tta_shift: int | None = None) -> list[Prediction]:
-    """Top-k classes of each image file (any size or format, resized to the net's input size),
-    averaged over the test-time views the run was evaluated with unless ``tta``/``tta_shift`` say
-    otherwise: what predict says is what the reported accuracy measured."""
-    trained = load_model(source)
-    model, record = trained.net, trained.record
-    viewed = with_views(model, record, tta, tta_shift)
-    images = np.stack([decode_image(Path(p), str(p), record.input_size) for p in paths])  # DataError names a bad file
-    probs = viewed(preprocess(images, record.stats)).softmax(1)
-    k = min(top_k, probs.shape[1])
-    values, indices = probs.topk(k, dim=1)
-    return [Prediction(str(p), [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
-            for p, vs, ix in zip(paths, values.tolist(), indices.tolist())]
+    """``predict`` for image files, any size or format."""
+    return predict(load_model(source), list(paths), top_k, tta, tta_shift)
 
 
 def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = None,

@@ -218,6 +218,13 @@ def resolve_spec(model: str | dict | NetSpec) -> NetSpec:
     raise ValueError(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}")
 
 
-def create_model(model: str | NetSpec | dict, input_size: int = 32) -> nn.Sequential:
-    """Build a model from a registered name, a ``NetSpec`` or its dict form (from YAML)."""
+def create_model(model: str | NetSpec | dict, input_size: int = 32, pretrained: bool = False) -> nn.Sequential:
+    """Build a model from a registered name, a ``NetSpec`` or its dict form (from YAML);
+    ``pretrained``: with the trained weights shipped under that name (eval mode)."""
+    if pretrained:
+        from .checkpoint import load_model, shipped_names  # checkpoint builds nets: imported late
+
+        if model not in shipped_names():
+            raise ValueError(f"no shipped weights for {model!r}; shipped: {', '.join(shipped_names()) or 'none'}")
+        return load_model(model).net
     return build_net(resolve_spec(model), input_size)

@@ -1,0 +1,57 @@
+"""Make the package's shipped weights from a finished run (re-run whenever a recipe improves).
+
+    python scripts/ship_weights.py RUN_DIR NAME --log docs/results/NAME/train.log [--data D]
+
+Takes the run's final epoch (``last.pt``: never a checkpoint picked on test accuracy),
+measures its test accuracy in fp32 with and without the run's test-time views, and writes
+``src/advconv/weights/NAME.safetensors`` with ``NAME.json`` (the inference record and the
+provenance: those accuracies, the config, the command and machine from the run's manifest,
+the log). ``advconv.load_model(NAME)`` and ``--model NAME`` then work with no training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from advconv.checkpoint import SHIPPED, load_checkpoint, model_from_checkpoint, save_weights
+from advconv.report import evaluate_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--log", required=True, help="the committed training log of the run")
+    parser.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    args = parser.parse_args()
+
+    last = args.run_dir / "last.pt"
+    state = load_checkpoint(last)
+    if state["epoch"] != state["config"]["epochs"]:
+        raise SystemExit(f"{last} is epoch {state['epoch']} of {state['config']['epochs']}: finish the run first")
+    model, record = model_from_checkpoint(state)
+    with_views = evaluate_checkpoint(last, args.data).result
+    plain = evaluate_checkpoint(last, args.data, tta=False, tta_shift=0).result
+    manifest = json.loads((args.run_dir / "manifest.json").read_text())["sessions"]
+    provenance = {
+        "test_accuracy": {"with_views": with_views.accuracy, "plain": plain.accuracy,
+                          "views": {"flip": record.tta, "shift": record.tta_shift}, "images": with_views.total,
+                          "precision": "fp32"},
+        "epochs": state["epoch"],
+        "config": state["config"],
+        "trained_by": [{k: m.get(k) for k in ("command", "git_commit", "machine", "wall_s", "versions")}
+                       for m in manifest],
+        "log": args.log,
+        "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+    }
+    path = save_weights(SHIPPED / f"{args.name}.safetensors", model.state_dict(), record, provenance)
+    print(f"wrote {path} and {path.with_suffix('.json')}: test accuracy {with_views.accuracy:.2f}% with the "
+          f"views, {plain.accuracy:.2f}% plain")
+
+
+if __name__ == "__main__":
+    main()
