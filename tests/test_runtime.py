@@ -1,5 +1,6 @@
 """Device and precision selection."""
 
+import pytest
 import torch
 
 from advconv import runtime
@@ -36,3 +37,27 @@ def test_cuda_rng_state_travels_with_the_checkpoint(monkeypatch):
     assert state["cuda"] == ["gpu0 state"]
     runtime.restore_rng(state)
     assert saved == [["gpu0 state"]]
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                                  ((9, 0), torch.bfloat16), ((6, 1), torch.float16)])
+def test_auto_precision_on_gpus_by_compute_capability(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert autocast_dtype("auto", torch.device("cuda")) is expected
+
+
+def test_explicit_precisions_and_mps(monkeypatch):
+    assert autocast_dtype("fp16", torch.device("cpu")) is torch.float16
+    assert autocast_dtype("bf16", torch.device("cuda")) is torch.bfloat16
+    assert autocast_dtype("auto", torch.device("mps")) is None  # fp32 on Apple GPUs
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert runtime.resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+
+
+def test_fp16_scales_the_loss_and_others_do_not():
+    assert runtime.grad_scaler(Runtime(torch.device("cpu"), torch.float16)).is_enabled()
+    assert not runtime.grad_scaler(Runtime(torch.device("cpu"), torch.bfloat16)).is_enabled()
+    assert not runtime.grad_scaler(Runtime()).is_enabled()

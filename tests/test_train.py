@@ -140,3 +140,11 @@ def test_manifest_names_command_config_and_machine(tmp_path, make_config):
     machine = session["machine"]
     assert machine["cpu"] and machine["torch_threads"] >= 1 and machine["device"] == "cpu"
     assert isinstance(session["command"], list)
+
+
+def test_fp16_training_with_a_gradient_scaler_runs_and_resumes(tmp_path, make_config):
+    fit(make_config(epochs=1, precision="fp16"), progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    assert state["scaler"]["scale"] > 0  # the scaler's state travels with the checkpoint
+    result = resume(tmp_path / "run", progress=False)
+    assert len(result.history) == 1

@@ -60,8 +60,8 @@ class Config:
     epochs: int = 45
     batch_size: int = 512
     seed: int = 0
-    device: str = "auto"             # auto (cuda if there is one) | cpu | cuda
-    precision: str = "auto"          # auto | fp32 | bf16
+    device: str = "auto"             # auto (cuda, else mps, else cpu) | cpu | cuda | mps
+    precision: str = "auto"          # auto | fp32 | bf16 | fp16 (auto: bf16 where native, fp16 on older GPUs)
     channels_last: bool = True
     compile: bool = False
     tta: bool = True                 # average logits over the image and its mirror at test time
@@ -82,7 +82,7 @@ CHOICES = {
     "data.pipeline": ("albumentations", "batched"),
     "optim.name": ("sgd", "adam", "adamw"),
     "optim.schedule": ("onecycle", "cosine", "linear", "step", "constant"),
-    "precision": ("auto", "fp32", "bf16"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
 }
 
 

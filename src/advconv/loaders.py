@@ -22,8 +22,8 @@ from .data import ArrayDataset, ChannelStats
 def normalize(images: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float, normalized with the per-channel mean/std: the one place
     training, evaluation and inference turn pixels into inputs."""
-    mean = torch.as_tensor(stats.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
-    std = torch.as_tensor(stats.std, dtype=torch.float32).view(1, -1, 1, 1) * 255
+    mean = torch.as_tensor(stats.mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1) * 255
+    std = torch.as_tensor(stats.std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1) * 255
     return (images.float() - mean) / std
 
 
@@ -81,19 +81,22 @@ class BatchLoader:
 
     Randomness comes from ``seed`` and the epoch number alone, so a resumed run sees the
     same batches as an uninterrupted one. ``rank``/``world_size`` shard each epoch's
-    permutation for data-parallel training. ``aug`` is used when ``train`` is true.
+    permutation for data-parallel training. ``aug`` is used when ``train`` is true. On a GPU
+    ``device`` keeps the uint8 images there and augments them there: no copy per batch.
     """
 
     def __init__(self, data: ArrayDataset, stats: ChannelStats, batch_size: int, train: bool,
                  aug: AugmentConfig | None = None, seed: int = 0, channels_last: bool = True,
-                 rank: int = 0, world_size: int = 1) -> None:
-        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N,C,H,W uint8
-        self.labels = torch.from_numpy(data.labels)
+                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)  # N,C,H,W
+        self.labels = torch.from_numpy(data.labels).to(self.device)
         self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
         self.aug = aug if aug is not None else AugmentConfig()
         # alternating flip (airbench): each image is mirrored in every other epoch, from a random
         # start, so two consecutive epochs always show both views instead of a coin flip's repeats
-        self.flip_phase = torch.randint(0, 2, (len(self.labels),), generator=torch.Generator().manual_seed(seed))
+        self.flip_phase = torch.randint(0, 2, (len(self.labels),), generator=torch.Generator().manual_seed(seed)
+                                        ).to(self.device)
         self.channels_last = channels_last
         self.drop_last = train
         self.rank, self.world_size = rank, world_size
@@ -102,12 +105,15 @@ class BatchLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(self.device).manual_seed(seed)
+
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
         if not self.train:
-            return torch.arange(n)[self.rank::self.world_size]
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return torch.randperm(n, generator=g)[self.rank::self.world_size]
+            return torch.arange(n, device=self.device)[self.rank::self.world_size]
+        g = self._generator(epoch_seed(self.seed, self.epoch))
+        return torch.randperm(n, generator=g, device=self.device)[self.rank::self.world_size]
 
     def __len__(self) -> int:
         n = len(range(self.rank, len(self.labels), self.world_size))  # this rank's share
@@ -115,7 +121,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, stream=self.rank + 1))
+        g = self._generator(epoch_seed(self.seed, self.epoch, stream=self.rank + 1))
         for b in range(len(self)):
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[sel]
@@ -123,7 +129,7 @@ class BatchLoader:
                 if self.aug.alternate_flip:
                     flip = (self.flip_phase[sel] + self.epoch) % 2 == 1
                 else:
-                    flip = torch.rand(len(sel), generator=g) < self.aug.hflip
+                    flip = torch.rand(len(sel), generator=g, device=self.device) < self.aug.hflip
                 x = self.augment(x, flip, g)
             x = normalize(x, self.stats)
             if self.train and self.aug.cutout > 0:
@@ -140,20 +146,21 @@ class BatchLoader:
         t = self.aug.translate
         if t > 0:
             padded = torch.nn.functional.pad(x.float(), (t, t, t, t), mode="reflect").to(torch.uint8)
-            dy, dx = (torch.randint(0, 2 * t + 1, (n,), generator=g) for _ in range(2))
-            rows = (dy.view(-1, 1) + torch.arange(h)).view(n, 1, h, 1).expand(n, x.shape[1], h, w + 2 * t)
+            dy, dx = (torch.randint(0, 2 * t + 1, (n,), generator=g, device=self.device) for _ in range(2))
+            rows = (dy.view(-1, 1) + torch.arange(h, device=self.device)).view(n, 1, h, 1).expand(
+                n, x.shape[1], h, w + 2 * t)
             x = padded.gather(2, rows)
-            cols = (dx.view(-1, 1) + torch.arange(w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+            cols = (dx.view(-1, 1) + torch.arange(w, device=self.device)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
             x = x.gather(3, cols)
         return x
 
     def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
-        apply = torch.rand(n, generator=g) < self.aug.cutout
-        cy = torch.randint(0, h, (n,), generator=g).view(-1, 1, 1)
-        cx = torch.randint(0, w, (n,), generator=g).view(-1, 1, 1)
+        apply = torch.rand(n, generator=g, device=self.device) < self.aug.cutout
+        cy = torch.randint(0, h, (n,), generator=g, device=self.device).view(-1, 1, 1)
+        cx = torch.randint(0, w, (n,), generator=g, device=self.device).view(-1, 1, 1)
         size, half = self.aug.cutout_size, self.aug.cutout_size // 2
-        ys, xs = torch.arange(h).view(1, -1, 1), torch.arange(w).view(1, 1, -1)
+        ys, xs = torch.arange(h, device=self.device).view(1, -1, 1), torch.arange(w, device=self.device).view(1, 1, -1)
         inside = lambda pos, c: (pos - c + half >= 0) & (pos - c + half < size)  # noqa: E731
         mask = inside(ys, cy) & inside(xs, cx) & apply.view(-1, 1, 1)
         return mask.unsqueeze(1)
@@ -172,12 +179,16 @@ def loader_workers(workers: int | None, cpus: int | None = None) -> int:
 
 
 def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
-                 rank: int = 0, world_size: int = 1) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline."""
-    test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last)
+                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
+                 ) -> tuple[Callable[[int], Iterable], BatchLoader]:
+    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline.
+    On a CUDA ``device`` the batched pipeline holds the images there."""
+    device = device if torch.device(device).type == "cuda" else "cpu"
+    test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
+                              device=device)
     if cfg.data.pipeline == "batched":
         loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, seed=cfg.seed,
-                             channels_last=cfg.channels_last, rank=rank, world_size=world_size)
+                             channels_last=cfg.channels_last, rank=rank, world_size=world_size, device=device)
 
         def batched_epoch(epoch: int) -> BatchLoader:
             loader.set_epoch(epoch)

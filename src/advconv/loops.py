@@ -18,8 +18,10 @@ class TrainingDiverged(RuntimeError):
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
                 loss_fn: nn.Module, rt: Runtime, ema: nn.Module | None = None,
-                progress: bool = True) -> tuple[float, float]:
-    """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %)."""
+                progress: bool = True, scaler: torch.amp.GradScaler | None = None) -> tuple[float, float]:
+    """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %).
+    ``scaler`` scales the loss for fp16."""
+    scaler = scaler or torch.amp.GradScaler(rt.device.type, enabled=False)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, disable=not progress, dynamic_ncols=True, leave=True)
@@ -32,8 +34,9 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         if not torch.isfinite(checked):
             raise TrainingDiverged(f"loss became {checked.item()} at batch {batch_id}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)

@@ -30,20 +30,35 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``auto``: a CUDA GPU, else Apple's ``mps``, else the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast where the hardware does bf16 natively, else fp32 (None)."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
+    """The autocast dtype (None: fp32). ``auto``: bf16 where the hardware does it natively (GPUs
+    of compute capability 8.0 and up, CPUs with AVX512-BF16 or AMX); fp16, with a gradient
+    scaler, on older GPUs (a Colab T4); fp32 on Apple's mps and on other CPUs."""
+    if precision != "auto":
+        return PRECISIONS[precision]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if cpu_supports_bf16() else None
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+    if device.type == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return None
+
+
+def grad_scaler(rt: "Runtime") -> torch.amp.GradScaler:
+    """Loss scaling for fp16 (its small range underflows gradients); a pass-through otherwise."""
+    return torch.amp.GradScaler(rt.device.type, enabled=rt.dtype is torch.float16)
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:

@@ -25,7 +25,7 @@ from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
 from .models import NetSpec, build_net, resolve_spec, validate_spec
 from .optim import build_ema, build_optimizer, build_scheduler
-from .runtime import Runtime, restore_rng, rng_state, set_seed
+from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Learner:
     scheduler: Any
     ema: torch.optim.swa_utils.AveragedModel | None
     loss_fn: nn.Module
+    scaler: torch.amp.GradScaler    # loss scaling under fp16, a pass-through otherwise
 
     @property
     def deployed(self) -> nn.Module:
@@ -170,7 +171,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime) -> RunData:
         train, test = hold_out(train, cfg.data.val_split)
         split = "val"
     stats = channel_stats(train.images)
-    train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size)
+    train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device)
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
     return RunData(train_for, test_loader, split, record, (len(train), len(test)))
@@ -183,7 +184,7 @@ def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, steps_per_epoch: int)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
-    return Learner(model, optimizer, scheduler, build_ema(cfg.optim, model), loss_fn)
+    return Learner(model, optimizer, scheduler, build_ema(cfg.optim, model), loss_fn, grad_scaler(rt))
 
 
 def restore(learner: Learner, state: dict[str, Any]) -> Progress:
@@ -193,6 +194,8 @@ def restore(learner: Learner, state: dict[str, Any]) -> Progress:
     learner.scheduler.load_state_dict(state["scheduler"])
     if learner.ema is not None and state.get("ema_full"):
         learner.ema.load_state_dict(state["ema_full"])
+    if state.get("scaler"):
+        learner.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"])
     history = state["history"]
     return Progress(state["epoch"], state["best_acc"], history, history[-1]["elapsed_s"] if history else 0.0)
@@ -210,7 +213,7 @@ def train_one_epoch(model: nn.Module, learner: Learner, loader: Iterable, rt: Ru
     t0 = time.perf_counter()
     try:
         loss, acc = train_epoch(model, loader, learner.optimizer, learner.scheduler, learner.loss_fn, rt,
-                                learner.ema, progress)
+                                learner.ema, progress, learner.scaler)
     except TrainingDiverged as exc:
         kept = run_dir / "last.pt"
         raise TrainingDiverged(
@@ -261,7 +264,7 @@ def save_run(run_dir: Path, cfg: Config, learner: Learner, run: Progress, record
         "epoch": run.epoch, "history": run.history, "best_acc": run.best_acc,
         "optimizer": learner.optimizer.state_dict(), "scheduler": learner.scheduler.state_dict(),
         "ema_full": ema.state_dict() if ema is not None else None,  # the EMA's own state, to resume
-        "rng": rng_state(),
+        "scaler": learner.scaler.state_dict(), "rng": rng_state(),
     }
     save_checkpoint(run_dir / "last.pt", state)
     if is_best:
