@@ -150,3 +150,32 @@ def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
         (prediction,) = predict_files(checkpoint, [path], top_k=1, tta=tta)
         cls, p = prediction.top[0]
         assert cls == record.classes[int(expected.argmax())] and p == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_onnx_carries_the_record_and_int8_runs_without_torch(checkpoint, tmp_path, capsys):
+    import json
+
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(checkpoint), "--tta", "--int8", "--calibration", "48",
+                 "--output", str(out)]) == 0
+    assert "int8, calibrated on 48 training images" in capsys.readouterr().out
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    for path in (out, out.with_suffix(".int8.onnx")):
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert json.loads(meta["classes"]) == list(record.classes)
+        assert json.loads(meta["mean"]) == list(record.mean) and meta["input_size"] == "32"
+        assert json.loads(meta["test_time_views"]) == {"flip": True, "shift": 0, "baked_in": True}
+    int8 = onnx.load(str(out.with_suffix(".int8.onnx")))
+    assert any(node.op_type == "QuantizeLinear" for node in int8.graph.node)
+    x = torch.randn(8, 3, 32, 32)
+    (fp32_logits,) = ort.InferenceSession(str(out)).run(None, {"image": x.numpy()})
+    (int8_logits,) = ort.InferenceSession(str(out.with_suffix(".int8.onnx"))).run(None, {"image": x.numpy()})
+    assert int8_logits.shape == fp32_logits.shape and np.abs(int8_logits - fp32_logits).mean() < 0.5
+
+
+def test_int8_needs_onnx(checkpoint, capsys):
+    assert main(["export", "--model", str(checkpoint), "--format", "torchscript", "--int8"]) == 2
+    assert "--int8 quantizes an ONNX file" in capsys.readouterr().err

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .api import resolve_model
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config, parse_overrides
@@ -95,17 +97,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
-    from .inference import export_model, with_views
+    from .inference import export_model, quantize_onnx, with_views
 
     trained = load_model(args.model)
     model, record = trained.net, trained.record
     viewed = with_views(model, record)
     if args.tta:
         model = viewed
+    if args.int8 and args.format != "onnx":
+        raise ValueError("--int8 quantizes an ONNX file: use it with --format onnx")
     suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[args.format]
     stem = "model" if Path(args.model).is_dir() else Path(args.model).stem
-    output = args.output or str(output_path(args.model, stem + suffix))
-    print(f"wrote {export_model(model, output, args.format, record.input_size)}")
+    output = Path(args.output or output_path(args.model, stem + suffix))
+    print(f"wrote {export_model(model, output, args.format, record.input_size, record)}")
+    if args.int8:
+        from .data import load_cifar10
+
+        data_cfg = trained.provenance.get("config", {}).get("data", {})
+        train, _ = load_cifar10(args.data or data_cfg.get("path"), data_cfg.get("cache_dir", "~/.cache/advconv"))
+        pick = np.random.default_rng(0).choice(len(train), min(args.calibration, len(train)), replace=False)
+        int8 = quantize_onnx(output, output.with_suffix(".int8.onnx"), train.images[np.sort(pick)], record.stats)
+        print(f"wrote {int8} (int8, calibrated on {len(pick)} training images)")
     if not args.tta and (viewed.flip or viewed.shift):
         print(f"note: the run was evaluated with test-time views (flip {viewed.flip}, shift {viewed.shift}); "
               "this file scores the plain net, a little lower; --tta bakes the views into the graph")
@@ -174,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--tta", action="store_true",
                    help="bake the run's test-time views (flip, shifts) into the graph: the accuracy it reported")
+    p.add_argument("--int8", action="store_true", help="also write a statically quantized int8 ONNX file")
+    p.add_argument("--calibration", type=int, default=512, metavar="N",
+                   help="training images that calibrate the int8 activation ranges")
+    p.add_argument("--data", default=None, help="for --int8: defaults to the data the model was trained on")
     p.add_argument("--output", default=None, help="defaults to beside the model, named after it, .onnx/.torchscript.pt")
 
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -97,8 +99,11 @@ def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = Non
                          record.tta_shift if tta_shift is None else tta_shift)
 
 
-def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32) -> Path:
-    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript."""
+def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32,
+                 record: InferenceRecord | None = None) -> Path:
+    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript. An ONNX file
+    carries the ``record`` in its metadata (classes, mean, std, input size, test-time views), so
+    a runtime with no advconv and no torch can preprocess and label."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     path = Path(path)
@@ -107,6 +112,46 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int =
     if fmt == "onnx":
         program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
                                     output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},))
-        return atomic_write_bytes(path, program.model_proto.SerializeToString())
+        proto = program.model_proto
+        if record is not None:
+            onnx_metadata(proto, record, views_baked_in=isinstance(model, TestTimeViews))
+        return atomic_write_bytes(path, proto.SerializeToString())
     traced = torch.jit.trace(model, example)
     return atomic_write(path, lambda f: torch.jit.save(traced, f))
+
+
+def onnx_metadata(proto, record: InferenceRecord, views_baked_in: bool) -> None:
+    """Set the model's metadata_props: what onnxruntime users need to feed it and read it."""
+    import onnx
+
+    views = {"flip": record.tta, "shift": record.tta_shift, "baked_in": views_baked_in}
+    onnx.helper.set_model_props(proto, {
+        "classes": json.dumps(list(record.classes)), "mean": json.dumps(list(record.mean)),
+        "std": json.dumps(list(record.std)), "input_size": str(record.input_size),
+        "input": "float32 (N, 3, H, W): RGB / 255, minus mean, divided by std, per channel",
+        "test_time_views": json.dumps(views),
+    })
+
+
+def quantize_onnx(fp32: str | Path, path: str | Path, calibration: np.ndarray, stats: ChannelStats) -> Path:
+    """Static int8 quantization (onnxruntime, QDQ, per-channel weights) of an fp32 ONNX file,
+    its activation ranges calibrated on ``calibration`` (N, H, W, 3 uint8 training images)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": preprocess(calibration[i:i + 64], stats).numpy()}
+                                 for i in range(0, len(calibration), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(str(fp32), str(out), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(out))
+        for prop in onnx.load(str(fp32)).metadata_props:  # the record travels on
+            proto.metadata_props.append(prop)
+        return atomic_write_bytes(path, proto.SerializeToString())
