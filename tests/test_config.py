@@ -132,3 +132,16 @@ def test_shipped_configs_set_nothing_their_pipeline_ignores(path):
     from advconv.config import unused_options
 
     assert unused_options(load_config(path)) == []
+
+
+def test_every_field_has_its_meaning_and_the_help_lists_them(capsys):
+    from advconv.cli import main
+    from advconv.config import HELP, _leaf_paths
+
+    assert set(HELP) == set(_leaf_paths(Config))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for path, meaning in HELP.items():
+        assert f"--{path}" in out and meaning in out
+    assert "(default: 0.0005)" in out and "(default: 'assignment9')" in out

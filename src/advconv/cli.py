@@ -14,7 +14,7 @@ import numpy as np
 
 from .api import resolve_model
 from .checkpoint import CheckpointError
-from .config import ConfigError, load_config, parse_overrides
+from .config import ConfigError, describe_fields, load_config, parse_overrides
 from .data import DataError
 from .loops import TrainingDiverged
 from .models import MODELS
@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-params", type=int, default=PARAM_BUDGET)
 
     p = sub.add_parser("train", help="train a model; extra --field value pairs override the config",
-                       epilog="Overrides: any config field, e.g. --epochs 30 --lr 0.05 --optim.schedule cosine")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config fields, each settable as --field value (or --section.field value), e.g.\n"
+                              "--epochs 30 --lr 1e-3 --optim.schedule cosine:\n" + describe_fields())
     p.add_argument("--config", default=None, help="YAML config (e.g. configs/assignment9.yaml)")
     p.add_argument("--data", default=None, help="image-folder dir or .tar.gz; omit to download CIFAR-10")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR")

@@ -20,62 +20,113 @@ import yaml
 
 @dataclass
 class DataConfig:
-    path: str | None = None          # image-folder dir or .tar.gz; None = torchvision download
+    path: str | None = None
     cache_dir: str = "~/.cache/advconv"
-    pipeline: str = "albumentations"  # or "batched" (torch ops on whole batches, fast on CPU)
-    workers: int | None = None       # DataLoader workers (albumentations); None: 0 on <= 2 CPUs, else up to 4
+    pipeline: str = "albumentations"
+    workers: int | None = None
     skip_corrupt: bool = False
-    val_split: int = 0               # >0: hold this many training images out, evaluate on them, never on test
+    val_split: int = 0
 
 
 @dataclass
 class AugmentConfig:
     hflip: float = 0.5
-    alternate_flip: bool = False     # batched: mirror each image every other epoch instead of at random
-    affine: float = 0.5              # albumentations: probability of shift-scale-rotate
+    alternate_flip: bool = False
+    affine: float = 0.5
     shift: float = 0.0625
     scale: float = 0.1
     rotate: float = 15.0
-    translate: int = 4               # batched: max shift in pixels (reflect-padded crop)
+    translate: int = 4
     cutout: float = 0.5
     cutout_size: int = 16
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"                # sgd | adam | adamw
+    name: str = "sgd"
     lr: float = 0.2
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    schedule: str = "onecycle"       # onecycle | cosine | linear | step | constant
-    warmup: float = 0.2              # fraction of training spent warming up
+    schedule: str = "onecycle"
+    warmup: float = 0.2
     label_smoothing: float = 0.1
-    ema: float = 0.0                 # >0: evaluate an exponential moving average of the weights
+    ema: float = 0.0
 
 
 @dataclass
 class Config:
-    model: Any = "assignment9"       # a registered name or a NetSpec dict
+    model: Any = "assignment9"
     epochs: int = 45
     batch_size: int = 512
     seed: int = 0
-    device: str = "auto"             # auto (cuda, else mps, else cpu) | cpu | cuda | mps
-    precision: str = "auto"          # auto | fp32 | bf16 | fp16 (auto: bf16 where native, fp16 on older GPUs)
+    device: str = "auto"
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
-    tta: bool = True                 # average logits over the image and its mirror at test time
-    tta_shift: int = 0               # also average over copies shifted by +-N pixels (0: none)
+    tta: bool = True
+    tta_shift: int = 0
     deterministic: bool = False
-    max_params: int | None = 200_000  # refuse models with this many parameters or more; None = no budget
+    max_params: int | None = 200_000
     run_dir: str = "runs/assignment9"
-    target_accuracy: float | None = None  # stop once the evaluated accuracy reaches this (%)
+    target_accuracy: float | None = None
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# what each field means: `advconv train --help` lists them with their defaults (a test keeps
+# this table and the dataclasses in step)
+HELP = {
+    "model": "a registered model name, or a mapping describing one (blocks of per-layer lists)",
+    "epochs": "passes over the training set",
+    "batch_size": "images per step (per process under torchrun)",
+    "seed": "seeds the weights, the shuffle and the augmentation (with the epoch number)",
+    "device": "auto (cuda, else mps, else cpu) | cpu | cuda | mps",
+    "precision": "auto (bf16 where native, fp16 + loss scaling on older GPUs, else fp32) | fp32 | bf16 | fp16",
+    "channels_last": "NHWC memory layout (faster convolutions on CPUs and tensor cores)",
+    "compile": "torch.compile the training model",
+    "tta": "test time: average the logits of each image and its mirror",
+    "tta_shift": "test time: also average copies shifted by +-N pixels (0: none)",
+    "deterministic": "deterministic algorithms only (bitwise-repeatable runs, slower)",
+    "max_params": "refuse nets with this many parameters or more (null: no budget)",
+    "run_dir": "where checkpoints, metrics, the manifest and figures go",
+    "target_accuracy": "stop once the evaluated accuracy (%) reaches this (null: never)",
+    "data.path": "image-folder directory or .tar.gz (train/<class>/*, test/<class>/*); null: torchvision download",
+    "data.cache_dir": "where decoded images are cached as .npz",
+    "data.pipeline": "albumentations (the course's, per image) | batched (torch ops on whole batches, fast on CPU)",
+    "data.workers": "DataLoader workers for albumentations (null: 0 on <= 2 CPUs, else up to 4)",
+    "data.skip_corrupt": "skip undecodable images with a warning instead of stopping",
+    "data.val_split": "hold N training images out and evaluate on them instead of the test set (0: off)",
+    "augment.hflip": "probability of a horizontal flip",
+    "augment.alternate_flip": "batched: mirror each image every other epoch instead of at random",
+    "augment.affine": "albumentations: probability of shift-scale-rotate",
+    "augment.shift": "albumentations: max shift, as a fraction of the size",
+    "augment.scale": "albumentations: max scale change, as a fraction",
+    "augment.rotate": "albumentations: max rotation in degrees",
+    "augment.translate": "batched: max shift in pixels (reflect-padded crop)",
+    "augment.cutout": "probability of one square hole filled with the dataset mean",
+    "augment.cutout_size": "side of the cutout hole in pixels",
+    "optim.name": "sgd (Nesterov) | adam | adamw",
+    "optim.lr": "peak learning rate",
+    "optim.momentum": "SGD momentum",
+    "optim.nesterov": "Nesterov momentum for SGD",
+    "optim.weight_decay": "L2 penalty on conv/linear weights (not on norms or biases)",
+    "optim.schedule": "onecycle | cosine | linear | step | constant, stepped every batch",
+    "optim.warmup": "fraction of the steps spent warming up",
+    "optim.label_smoothing": "label smoothing of the cross-entropy",
+    "optim.ema": "decay of an exponential moving average of the weights, evaluated and shipped (0: off)",
+}
+
+
+def describe_fields() -> str:
+    """Every config field, its default and its meaning: the text of ``advconv train --help``."""
+    defaults = {path: _get(Config(), path) for path in _leaf_paths(Config)}
+    width = max(len(p) for p in defaults) + 2
+    return "\n".join(f"  --{path:<{width}} {HELP[path]} (default: {defaults[path]!r})" for path in defaults)
 
 
 CHOICES = {
