@@ -1,4 +1,5 @@
-"""From a checkpoint to numbers and figures: test accuracy, misclassified images, confusion."""
+"""From a run to numbers and figures: test accuracy, misclassified images, confusion, and what
+the training pipeline showed the net."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+import copy
+
+import torch
+
 from .checkpoint import InferenceRecord, load_model
-from .data import ArrayDataset, load_cifar10
-from .loaders import BatchLoader
+from .config import Config, config_from_dict
+from .data import ArrayDataset, channel_stats, load_cifar10
+from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
 
@@ -52,16 +58,35 @@ def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: in
     return matrix
 
 
+def augmented_samples(cfg: Config, train: ArrayDataset, count: int = 20, epoch: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` training images as ``cfg``'s pipeline shows them to the net in ``epoch``
+    (flips, shifts, cutout...), back in uint8 pixels; and their labels."""
+    cfg = copy.deepcopy(cfg)
+    cfg.batch_size, cfg.data.workers = count, 0
+    stats = channel_stats(train.images)
+    x, y = next(iter(make_loaders(cfg, train, train, stats)[0](epoch)))
+    mean = torch.tensor(stats.mean).view(1, -1, 1, 1) * 255
+    std = torch.tensor(stats.std).view(1, -1, 1, 1) * 255
+    pixels = (x.float() * std + mean).clamp(0, 255).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).numpy(), y.numpy()
+
+
 def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int = 25) -> list[Path]:
-    """Curves from the metrics log; misclassified grid, confusion matrix and per-class accuracy
-    from the best checkpoint on the test set."""
+    """Curves from the metrics log; a grid of augmented training images; misclassified grid,
+    confusion matrix and per-class accuracy of the final epoch (``last.pt``: never a checkpoint
+    picked on the test set) on the test set."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
-    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
-    evaluation = evaluate_checkpoint(checkpoint, data)
+    evaluation = evaluate_checkpoint(run_dir / "last.pt", data)
+    cfg = config_from_dict(load_model(run_dir / "last.pt").provenance["config"])
+    train, _ = load_cifar10(data or cfg.data.path, cfg.data.cache_dir)
+    images, labels = augmented_samples(cfg, train)
+    written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
+                                   title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))
     result, test = evaluation.result, evaluation.test
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     classes = test.classes
