@@ -20,9 +20,8 @@ import numpy as np
 import onnxruntime as ort
 
 from advconv.checkpoint import load_model
-from advconv.data import load_cifar10
 from advconv.inference import export_model, preprocess, quantize_onnx, with_views
-from advconv.report import evaluate_checkpoint
+from advconv.report import evaluate_checkpoint, trained_on
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -50,8 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     trained = load_model(args.model)
     record = trained.record
-    data_cfg = trained.provenance.get("config", {}).get("data", {})
-    train, test = load_cifar10(args.data or data_cfg.get("path"), data_cfg.get("cache_dir", "~/.cache/advconv"))
+    train, test = trained_on(trained, args.data)
     calibration = train.images[np.sort(np.random.default_rng(0).choice(len(train), args.calibration, replace=False))]
     viewed = with_views(trained.net, record)
     print(f"{args.model}: {len(test)} test images; the run's test-time views: flip {viewed.flip}, "

@@ -111,10 +111,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output or output_path(args.model, stem + suffix))
     print(f"wrote {export_model(model, output, args.format, record.input_size, record)}")
     if args.int8:
-        from .data import load_cifar10
+        from .report import trained_on
 
-        data_cfg = trained.provenance.get("config", {}).get("data", {})
-        train, _ = load_cifar10(args.data or data_cfg.get("path"), data_cfg.get("cache_dir", "~/.cache/advconv"))
+        train, _ = trained_on(trained, args.data)
         pick = np.random.default_rng(0).choice(len(train), min(args.calibration, len(train)), replace=False)
         int8 = quantize_onnx(output, output.with_suffix(".int8.onnx"), train.images[np.sort(pick)], record.stats)
         print(f"wrote {int8} (int8, calibrated on {len(pick)} training images)")

@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .config import DataConfig
 from .files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
@@ -173,7 +174,7 @@ def _cache_path(source: Path, cache_dir: Path, size: int, skip_corrupt: bool) ->
     return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def load_cifar10(data: str | Path | None, cache_dir: str | Path = "~/.cache/advconv",
+def load_cifar10(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir,
                  skip_corrupt: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
     """Train and test sets from ``data`` (folder or tarball), or torchvision's download if None."""
     cache_dir = Path(cache_dir).expanduser()

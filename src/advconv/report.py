@@ -14,8 +14,8 @@ import copy
 
 import torch
 
-from .checkpoint import InferenceRecord, load_model
-from .config import Config, config_from_dict
+from .checkpoint import InferenceRecord, TrainedModel, load_model
+from .config import Config, DataConfig, config_from_dict
 from .data import ArrayDataset, channel_stats, load_cifar10
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
@@ -26,8 +26,17 @@ from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
 class CheckpointEvaluation:
     model: nn.Module
     record: InferenceRecord
+    provenance: dict            # the run's config and epoch, or what shipped weights carry
+    train: ArrayDataset
     test: ArrayDataset
     result: EvalResult
+
+
+def trained_on(trained: TrainedModel, data: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """The (train, test) data ``trained`` was trained on, or ``data`` when given."""
+    data_cfg = trained.provenance.get("config", {}).get("data", {})
+    return load_cifar10(data if data is not None else data_cfg.get("path"),
+                        data_cfg.get("cache_dir", DataConfig.cache_dir))
 
 
 def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
@@ -38,11 +47,10 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    data_cfg = trained.provenance.get("config", {}).get("data", {})
-    _, test = load_cifar10(data if data is not None else data_cfg.get("path"),
-                           data_cfg.get("cache_dir", "~/.cache/advconv"))
+    train, test = trained_on(trained, data)
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
-    return CheckpointEvaluation(model, record, test, evaluate(model, loader, tta=tta, tta_shift=tta_shift))
+    return CheckpointEvaluation(model, record, trained.provenance, train, test,
+                                evaluate(model, loader, tta=tta, tta_shift=tta_shift))
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -82,8 +90,7 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
         raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     evaluation = evaluate_checkpoint(run_dir / "last.pt", data)
-    cfg = config_from_dict(load_model(run_dir / "last.pt").provenance["config"])
-    train, _ = load_cifar10(data or cfg.data.path, cfg.data.cache_dir)
+    cfg, train = config_from_dict(evaluation.provenance["config"]), evaluation.train
     images, labels = augmented_samples(cfg, train)
     written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
                                    title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))
