@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--log", required=True, help="the committed training log of the run")
     parser.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    parser.add_argument("--trained-by", default=None,
+                        help="the training command and commit, for a run older than manifest.json")
     args = parser.parse_args()
 
     last = args.run_dir / "last.pt"
@@ -36,7 +38,10 @@ def main() -> None:
     model, record = model_from_checkpoint(state)
     with_views = evaluate_checkpoint(last, args.data).result
     plain = evaluate_checkpoint(last, args.data, tta=False, tta_shift=0).result
-    manifest = json.loads((args.run_dir / "manifest.json").read_text())["sessions"]
+    manifest_path = args.run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())["sessions"] if manifest_path.exists() else []
+    if not manifest and not args.trained_by:
+        raise SystemExit(f"{manifest_path} is missing: say how the run was made with --trained-by")
     provenance = {
         "test_accuracy": {"with_views": with_views.accuracy, "plain": plain.accuracy,
                           "views": {"flip": record.tta, "shift": record.tta_shift}, "images": with_views.total,
@@ -44,7 +49,7 @@ def main() -> None:
         "epochs": state["epoch"],
         "config": state["config"],
         "trained_by": [{k: m.get(k) for k in ("command", "git_commit", "machine", "wall_s", "versions")}
-                       for m in manifest],
+                       for m in manifest] or args.trained_by,
         "log": args.log,
         "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
