@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from advconv.config import load_config
-from advconv.data import channel_stats, load_cifar10
+from advconv.data import channel_stats, load_dataset
 from advconv.models import create_model
 from advconv.loaders import make_loaders
 from advconv.optim import build_optimizer
@@ -36,7 +36,7 @@ def baseline_seconds_per_epoch(data: str, cache_dir: str, steps: int) -> float:
     """Seed-style step time (reference net, fp32 NCHW, albumentations loader) x steps per epoch."""
     cfg = load_config(None, {"data.path": data, "cache_dir": cache_dir, "model": "reference",
                              "precision": "fp32", "channels_last": False, "pipeline": "albumentations"})
-    train, test = load_cifar10(data, cache_dir)
+    train, test = load_dataset(data, cache_dir)
     loader_for, _ = make_loaders(cfg, train, test, channel_stats(train.images))
     loader = loader_for(0)
     model = create_model("reference")
@@ -94,7 +94,7 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    load_cifar10(args.data, args.cache_dir)  # decode once so every seed starts from the cache
+    load_dataset(args.data, args.cache_dir)  # decode once so every seed starts from the cache
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16: {cpu_supports_bf16()}",
           flush=True)

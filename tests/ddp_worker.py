@@ -46,7 +46,7 @@ cfg = tiny_config(workdir, data, epochs=3 if fault else 2, batch_size=8, precisi
 try:
     result = train.fit(cfg, progress=False)
 except USER_ERRORS as exc:
-    print(f"rank {rank} stopped: {exc}", flush=True)
+    (workdir / f"rank{rank}.stopped").write_text(str(exc))  # one file per rank: no interleaved output
     sys.exit(2)
 torch.save(result.model.state_dict(), workdir / f"rank{result.rank}.pt")
 print(f"rank {result.rank} of {result.world_size} done")

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from advconv.cli import main
-from advconv.data import DataError, channel_stats, load_cifar10
+from advconv.data import DataError, channel_stats, load_dataset
 
 from .conftest import make_image_folder
 
 
 def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
     with pytest.raises(DataError, match="--data"):
-        load_cifar10(tmp_path / "nowhere")
+        load_dataset(tmp_path / "nowhere")
     code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path),
                  "--run_dir", str(tmp_path / "run")])
     assert code == 2
@@ -25,9 +25,9 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
     bad = root / "train" / "cross" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
     with pytest.raises(DataError, match="broken.jpg"):
-        load_cifar10(root, tmp_path / "cache")
+        load_dataset(root, tmp_path / "cache")
     with pytest.warns(UserWarning, match="broken.jpg"):
-        train, test = load_cifar10(root, tmp_path / "cache", skip_corrupt=True)
+        train, test = load_dataset(root, tmp_path / "cache", skip_corrupt=True)
     assert len(train) == 9 and len(test) == 6
 
 
@@ -36,17 +36,17 @@ def test_tarball_and_cache(tmp_path, monkeypatch):
     archive = tmp_path / "tiny.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(root, arcname="tiny")
-    train, test = load_cifar10(archive, tmp_path / "cache")
+    train, test = load_dataset(archive, tmp_path / "cache")
     assert train.images.shape == (12, 32, 32, 3) and test.labels.tolist() == [0, 0, 1, 1, 2, 2]
     # the second load comes from the .npz cache: no image is decoded again
     monkeypatch.setattr("advconv.data.decode_image", lambda *a, **k: pytest.fail("decoded twice"))
-    again, _ = load_cifar10(archive, tmp_path / "cache")
+    again, _ = load_dataset(archive, tmp_path / "cache")
     assert np.array_equal(again.images, train.images)
 
 
 @pytest.mark.slow
 def test_shared_cifar10_tarball_loads(shared_tarball, tmp_path):
-    train, test = load_cifar10(shared_tarball, tmp_path / "cache")
+    train, test = load_dataset(shared_tarball, tmp_path / "cache")
     assert train.images.shape == (50_000, 32, 32, 3) and test.images.shape == (10_000, 32, 32, 3)
     assert train.classes == ("airplane", "automobile", "bird", "cat", "deer",
                              "dog", "frog", "horse", "ship", "truck")
@@ -78,15 +78,15 @@ def test_hold_out_is_disjoint_and_fixed():
 
 def test_cache_follows_the_folder_content(tmp_path):
     root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
-    train, _ = load_cifar10(root, tmp_path / "cache")
+    train, _ = load_dataset(root, tmp_path / "cache")
     extra = root / "train" / "cross" / "extra.png"
     (root / "train" / "cross" / "0000.png").rename(extra)  # renamed: same size, new path
     make_image_folder(tmp_path / "more", per_class_train=1, per_class_test=0, seed=5)
     (tmp_path / "more" / "train" / "circle" / "0000.png").rename(root / "train" / "circle" / "new.png")
-    again, _ = load_cifar10(root, tmp_path / "cache")
+    again, _ = load_dataset(root, tmp_path / "cache")
     assert len(again) == len(train) + 1  # the added image is seen, not the stale cache
     extra.unlink()
-    assert len(load_cifar10(root, tmp_path / "cache")[0]) == len(train)
+    assert len(load_dataset(root, tmp_path / "cache")[0]) == len(train)
 
 
 def test_symlinked_class_folders_are_followed(tmp_path):
@@ -96,5 +96,5 @@ def test_symlinked_class_folders_are_followed(tmp_path):
     (linked / "train").symlink_to(real / "train", target_is_directory=True)
     for cls in ("circle", "cross", "stripes"):
         (linked / "test" / cls).symlink_to(real / "test" / cls, target_is_directory=True)
-    train, test = load_cifar10(linked, tmp_path / "cache")
+    train, test = load_dataset(linked, tmp_path / "cache")
     assert (len(train), len(test)) == (6, 3)

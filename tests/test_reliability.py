@@ -102,7 +102,7 @@ def test_disk_full_during_training_is_a_clear_error(tmp_path, make_config, monke
 def test_unwritable_run_dir_fails_before_training(tmp_path, make_config, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run directory should go")
-    monkeypatch.setattr(train_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
+    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: pytest.fail("loaded data first"))
     with pytest.raises(CheckpointError, match="is not writable"):
         fit(make_config(run_dir=str(blocker / "run")), progress=False)
 
@@ -143,7 +143,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config
     ({"model": {"normalization": "spectral", "blocks": []}}, "model.blocks: a network needs at least one block"),
 ])
 def test_impossible_configs_fail_before_any_data_is_read(tmp_path, overrides, message, monkeypatch):
-    monkeypatch.setattr(train_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data first"))
+    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: pytest.fail("loaded data first"))
     cfg = tiny_config(tmp_path, tmp_path / "unused", **overrides)
     with pytest.raises((ValueError, ConfigError), match=message):
         fit(cfg, progress=False)

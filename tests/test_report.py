@@ -28,10 +28,10 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 def test_augmented_samples_show_the_runs_pipeline(image_folder, tmp_path):
     from advconv.config import load_config
-    from advconv.data import load_cifar10
+    from advconv.data import load_dataset
     from advconv.report import augmented_samples
 
-    train, _ = load_cifar10(image_folder, tmp_path / "cache")
+    train, _ = load_dataset(image_folder, tmp_path / "cache")
     for pipeline in ("batched", "albumentations"):
         plain = load_config(None, {"pipeline": pipeline, "hflip": 0.0, "cutout": 0.0, "translate": 0,
                                    "affine": 0.0})

@@ -90,8 +90,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import predict_files
 
-    for prediction in predict_files(args.model, args.images, args.top_k, args.tta, args.tta_shift):
+    from .data import image_files
+    from .inference import write_csv
+
+    predictions = predict_files(args.model, image_files(args.images), args.top_k, args.tta, args.tta_shift)
+    for prediction in predictions:
         print(prediction.line())
+    if args.csv:
+        print(f"wrote {write_csv(predictions, args.csv)}")
     return 0
 
 
@@ -176,11 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
 
-    p = sub.add_parser("predict", help="top-k classes of image files (any size/format)")
+    p = sub.add_parser("predict", help="top-k classes of image files or folders of them (any size/format)")
     add_model_option(p)
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--csv", default=None, metavar="PATH", help="also write the predictions as CSV")
     add_view_options(p)
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, or folders whose images are all predicted")
 
     p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript")
     add_model_option(p)

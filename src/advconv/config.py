@@ -26,6 +26,7 @@ class DataConfig:
     workers: int | None = None
     skip_corrupt: bool = False
     val_split: int = 0
+    image_size: int = 32
 
 
 @dataclass
@@ -101,6 +102,7 @@ HELP = {
     "data.workers": "DataLoader workers for albumentations (null: 0 on <= 2 CPUs, else up to 4)",
     "data.skip_corrupt": "skip undecodable images with a warning instead of stopping",
     "data.val_split": "hold N training images out and evaluate on them instead of the test set (0: off)",
+    "data.image_size": "every image is resized (stretched) to this many pixels square",
     "augment.hflip": "probability of a horizontal flip",
     "augment.alternate_flip": "batched: mirror each image every other epoch instead of at random",
     "augment.affine": "albumentations: probability of shift-scale-rotate",
@@ -170,6 +172,7 @@ def validate_config(cfg: Config) -> None:
         ("batch_size", cfg.batch_size >= 1, "must be >= 1"),
         ("data.workers", cfg.data.workers is None or cfg.data.workers >= 0, "must be >= 0 or null"),
         ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
+        ("data.image_size", 8 <= cfg.data.image_size <= 1024, "must be in [8, 1024] pixels"),
         ("optim.lr", cfg.optim.lr > 0, "must be > 0"),
         ("optim.momentum", 0 <= cfg.optim.momentum < 1, "must be in [0, 1)"),
         ("optim.weight_decay", cfg.optim.weight_decay >= 0, "must be >= 0"),

@@ -13,18 +13,20 @@ import io
 import os
 import tarfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from tqdm import tqdm
 
 from .config import DataConfig
 from .files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DataError(RuntimeError):
@@ -65,7 +67,11 @@ def channel_stats(images: np.ndarray) -> ChannelStats:
 
 def image_array(img: Image.Image, size: int = 32) -> np.ndarray:
     """A PIL image as (size, size, 3) uint8 RGB, stretched to the square: how every image,
-    training or deployed, reaches the net."""
+    training or deployed, reaches the net. 16-bit and float images are scaled to 8 bits."""
+    if img.mode.startswith("I") or img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 else (1.0 if img.mode == "F" and values.max(initial=0) <= 1 else 255.0)
+        img = Image.fromarray(np.clip(values / top * 255, 0, 255).round().astype(np.uint8))
     img = img.convert("RGB")
     if img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
@@ -77,15 +83,27 @@ def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndar
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             return image_array(img, size)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # PIL raises many kinds on damaged files; each means "cannot decode"
         raise DataError(f"cannot decode image {name}: {exc}") from exc
 
 
-def _split_and_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
+# ---------------------------------------------------------------- layouts: what is where, before decoding
+
+@dataclass
+class ImageFile:
+    split: str | None        # "train", "test", or None in a bare <class>/ layout
+    cls: str
+    name: str                # for messages: the path, or archive:member
+    read: Callable[[], bytes]
+
+
+def _split_and_class(parts: tuple[str, ...]) -> tuple[str | None, str] | None:
+    """(split, class) of a file from its path parts: ``.../train|test/<class>/file``, else
+    ``.../<class>/file`` (a bare labelled folder); None for a file at the top."""
     for i, part in enumerate(parts[:-2]):
         if part in ("train", "test"):
             return part, parts[i + 1]
-    return None
+    return (None, parts[-2]) if len(parts) >= 2 else None
 
 
 def _folder_files(root: Path) -> list[Path]:
@@ -93,54 +111,119 @@ def _folder_files(root: Path) -> list[Path]:
     return sorted(Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names)
 
 
-def _iter_folder(root: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    for path in _folder_files(root):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            found = _split_and_class(path.relative_to(root).parts)
-            if found:
-                yield found[0], found[1], str(path), path.read_bytes()
-
-
-def _iter_tarball(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                    found = _split_and_class(Path(member.name).parts)
-                    if found:
-                        yield found[0], found[1], f"{path}:{member.name}", tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DataError(f"cannot read archive {path}: {exc}") from exc
-
-
-def load_image_folder(source: str | Path, skip_corrupt: bool = False,
-                      size: int = 32) -> tuple[ArrayDataset, ArrayDataset]:
-    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a directory or a tarball."""
+def scan(source: str | Path) -> list[ImageFile]:
+    """The image files of a folder or an archive, with their split and class, read lazily:
+    names first, so that classes are known (and checked) before anything is decoded."""
     source = Path(source)
-    files = _iter_tarball(source) if source.is_file() else _iter_folder(source)
-    found: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "test": []}
-    for split, cls, name, data in files:
+    if source.is_dir():
+        paths = [p for p in _folder_files(source) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        found = [(_split_and_class(p.relative_to(source).parts), str(p), p.read_bytes) for p in paths]
+    elif source.is_file():
+        found = _scan_tarball(source)
+    else:
+        raise DataError(f"{source} is neither a folder nor an archive")
+    return [ImageFile(at[0], at[1], name, read) for at, name, read in found if at]
+
+
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, ValueError, zlib.error)
+
+
+class _Tarball:
+    """Members of one archive, read in order through a single open file (a .tar.gz cannot
+    seek backwards cheaply)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tar = path, None
         try:
-            found[split].append((cls, decode_image(data, name, size)))
-        except DataError as exc:
-            if not skip_corrupt:
-                raise DataError(f"{exc}\n(pass --skip-corrupt to skip unreadable images with a warning)") from None
-            warnings.warn(f"skipping {exc}", stacklevel=2)
+            with tarfile.open(path, "r:*") as tar:
+                self.members = [m for m in tar.getmembers()
+                                if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
+        except ARCHIVE_ERRORS as exc:
+            raise DataError(f"cannot read archive {path}: {exc}") from None
+
+    def reader(self, member: tarfile.TarInfo) -> Callable[[], bytes]:
+        def read() -> bytes:
+            try:
+                self.tar = self.tar or tarfile.open(self.path, "r:*")
+                return self.tar.extractfile(member).read()
+            except ARCHIVE_ERRORS as exc:
+                raise DataError(f"cannot read archive {self.path}: {exc}") from None
+        return read
+
+
+def _scan_tarball(path: Path) -> list:
+    tarball = _Tarball(path)
+    return [(_split_and_class(Path(m.name).parts), f"{path}:{m.name}", tarball.reader(m)) for m in tarball.members]
+
+
+def split_classes(files: list[ImageFile], source: str | Path) -> tuple[str, ...]:
+    """The classes of a train/ + test/ dataset, from its folder names: a test class that training
+    lacks, or two names that differ only in case, are errors; a class only in train/ is a warning."""
+    found = {split: sorted({f.cls for f in files if f.split == split}) for split in ("train", "test")}
+    if not files:
+        raise DataError(f"{source} holds no images (expected train/<class>/*.jpg and test/<class>/*.jpg)")
     for split in ("train", "test"):
         if not found[split]:
             raise DataError(f"no images under {source} in a '{split}/<class>/' folder; expected "
                             "train/<class>/*.jpg and test/<class>/*.jpg")
-    classes = tuple(sorted({cls for items in found.values() for cls, _ in items}))
+    classes = tuple(found["train"])
+    by_case: dict[str, list[str]] = {}
+    for cls in set(found["train"]) | set(found["test"]):
+        by_case.setdefault(cls.lower(), []).append(cls)
+    clash = [sorted(names) for names in by_case.values() if len(names) > 1]
+    if clash:
+        raise DataError(f"class names in {source} differ only in case: {', '.join(' and '.join(c) for c in clash)}; "
+                        "rename one so each class has one folder name")
+    unknown = sorted(set(found["test"]) - set(classes))
+    if unknown:
+        raise DataError(f"test/ of {source} holds class(es) that train/ lacks: {', '.join(unknown)}; the net cannot "
+                        "predict a class it never saw")
+    untested = sorted(set(classes) - set(found["test"]))
+    if untested:
+        warnings.warn(f"class(es) {', '.join(untested)} in train/ of {source} have no test images", stacklevel=3)
+    return classes
+
+
+def dataset_classes(data: str | Path | None) -> tuple[str, ...]:
+    """The class names of a training dataset, read from folder names alone (no decoding)."""
+    if data is None:
+        return CIFAR10_CLASSES
+    return split_classes(scan(_existing(data)), data)
+
+
+def _decode(files: list[ImageFile], classes: tuple[str, ...], size: int, skip_corrupt: bool, what: str,
+            progress: bool) -> ArrayDataset:
+    """Decode ``files`` (labelled by position in ``classes``), with a progress bar; a class left
+    with no readable image is an error."""
     index = {cls: i for i, cls in enumerate(classes)}
+    images, labels = [], []
+    for f in tqdm(files, desc=f"decoding {what}", unit="img", disable=not progress, leave=False):
+        try:
+            images.append(decode_image(f.read(), f.name, size))
+            labels.append(index[f.cls])
+        except DataError as exc:
+            if not skip_corrupt:
+                raise DataError(f"{exc}\n(pass --skip_corrupt to skip unreadable images with a warning)") from None
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+    empty = sorted(set(f.cls for f in files) - {classes[i] for i in labels})
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} of {what} hold no readable image")
+    return ArrayDataset(np.stack(images), np.array(labels, dtype=np.int64), classes)
 
-    def to_arrays(items):
-        return ArrayDataset(np.stack([img for _, img in items]),
-                            np.array([index[cls] for cls, _ in items], dtype=np.int64), classes)
 
-    return to_arrays(found["train"]), to_arrays(found["test"])
+def load_image_folder(source: str | Path, skip_corrupt: bool = False, size: int = 32,
+                      progress: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
+    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a directory or a tarball."""
+    files = scan(source)
+    classes = split_classes(files, source)
+    return tuple(_decode([f for f in files if f.split == split], classes, size, skip_corrupt,
+                         f"{Path(source).name} {split}/", progress) for split in ("train", "test"))
 
 
-def load_torchvision_cifar10(root: str | Path) -> tuple[ArrayDataset, ArrayDataset]:
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_torchvision_cifar10(root: str | Path, size: int = 32) -> tuple[ArrayDataset, ArrayDataset]:
     """The original CIFAR-10 binaries via torchvision (downloads once into ``root``)."""
     from torchvision.datasets import CIFAR10
 
@@ -152,7 +235,9 @@ def load_torchvision_cifar10(root: str | Path) -> tuple[ArrayDataset, ArrayDatas
             "Pass --data PATH with an image-folder tree or .tar.gz holding train/<class>/* and "
             "test/<class>/*, e.g. --data ../shared/data/cifar10-jpeg.tar.gz"
         ) from exc
-    return tuple(ArrayDataset(np.asarray(d.data, dtype=np.uint8), np.asarray(d.targets, dtype=np.int64),
+    resize = (lambda x: x) if size == 32 else (
+        lambda x: np.stack([image_array(Image.fromarray(img), size) for img in x]))
+    return tuple(ArrayDataset(resize(np.asarray(d.data, dtype=np.uint8)), np.asarray(d.targets, dtype=np.int64),
                               tuple(d.classes)) for d in (train, test))
 
 
@@ -169,36 +254,85 @@ def _fingerprint(source: Path) -> str:
     return digest.hexdigest()
 
 
-def _cache_path(source: Path, cache_dir: Path, size: int, skip_corrupt: bool) -> Path:
-    key = f"{CACHE_VERSION}|{source.resolve()}|{_fingerprint(source)}|{size}|{skip_corrupt}"
+def _cache_path(source: Path, cache_dir: Path, *key_parts) -> Path:
+    key = "|".join(map(str, (CACHE_VERSION, source.resolve(), _fingerprint(source), *key_parts)))
     return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def load_cifar10(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir,
-                 skip_corrupt: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
-    """Train and test sets from ``data`` (folder or tarball), or torchvision's download if None."""
-    cache_dir = Path(cache_dir).expanduser()
-    if data is None:
-        return load_torchvision_cifar10(cache_dir / "cifar10")
+def _existing(data: str | Path) -> Path:
     source = Path(data).expanduser()
     if not source.exists():
         raise DataError(f"dataset not found: {source}\nPass --data PATH with an image-folder tree or .tar.gz "
                         "(train/<class>/*, test/<class>/*), e.g. --data ../shared/data/cifar10-jpeg.tar.gz, "
                         "or leave --data out to download CIFAR-10 with torchvision.")
-    cache = _cache_path(source, cache_dir, 32, skip_corrupt)
+    return source
+
+
+def _cached(cache: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays in ``cache``, or ``build()``'s, written there for next time."""
     if cache.exists():
         try:
             with np.load(cache) as z:
-                classes = tuple(z["classes"].tolist())
-                return (ArrayDataset(z["train_x"], z["train_y"], classes),
-                        ArrayDataset(z["test_x"], z["test_y"], classes))
+                return {k: z[k] for k in z.files}
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            warnings.warn(f"ignoring unreadable cache {cache}: {exc}", stacklevel=2)
-    train, test = load_image_folder(source, skip_corrupt)
-    arrays = dict(train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels,
-                  classes=np.array(train.classes))
+            warnings.warn(f"ignoring unreadable cache {cache}: {exc}", stacklevel=3)
+    arrays = build()
     atomic_write(cache, lambda f: np.savez(f, **arrays))
-    return train, test
+    return arrays
+
+
+def load_dataset(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir, skip_corrupt: bool = False,
+                 size: int = DataConfig.image_size, progress: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
+    """Train and test sets from ``data`` (folder or tarball), or torchvision's CIFAR-10 if None,
+    every image resized to ``size`` x ``size``; decoded once, then read from the cache."""
+    cache_dir = Path(cache_dir).expanduser()
+    if data is None:
+        return load_torchvision_cifar10(cache_dir / "cifar10", size)
+    source = _existing(data)
+
+    def build() -> dict[str, np.ndarray]:
+        train, test = load_image_folder(source, skip_corrupt, size, progress)
+        return dict(train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels,
+                    classes=np.array(train.classes))
+
+    z = _cached(_cache_path(source, cache_dir, size, skip_corrupt), build)
+    classes = tuple(z["classes"].tolist())
+    return ArrayDataset(z["train_x"], z["train_y"], classes), ArrayDataset(z["test_x"], z["test_y"], classes)
+
+
+def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | Path = DataConfig.cache_dir,
+                  size: int = DataConfig.image_size, progress: bool = False) -> ArrayDataset:
+    """Labelled images to evaluate a model on: the ``test/<class>/*`` of a dataset (its train/ is
+    neither needed nor decoded), or a bare ``<class>/*`` folder; labels follow ``classes`` (the
+    model's), and a class the model does not know is an error."""
+    source = _existing(data)
+    files = scan(source)
+    tested = [f for f in files if f.split == "test"]
+    files = tested if tested else [f for f in files if f.split is None]
+    if not files:
+        raise DataError(f"no labelled images in {source}: expected test/<class>/*.jpg or <class>/*.jpg")
+    unknown = sorted({f.cls for f in files} - set(classes))
+    if unknown:
+        raise DataError(f"class(es) {', '.join(unknown)} in {source} are not among the model's classes "
+                        f"({', '.join(classes)})")
+    z = _cached(_cache_path(source, Path(cache_dir).expanduser(), size, "labelled", classes),
+                lambda: dict(zip(("x", "y"), _arrays(_decode(files, classes, size, False, source.name, progress)))))
+    return ArrayDataset(z["x"], z["y"], classes)
+
+
+def _arrays(data: ArrayDataset) -> tuple[np.ndarray, np.ndarray]:
+    return data.images, data.labels
+
+
+def image_files(paths: list[str | Path]) -> list[Path]:
+    """The image files named, with every folder among them expanded to the images it holds."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += [p for p in _folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            found.append(path)
+    return found
 
 
 def hold_out(data: ArrayDataset, count: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import logging
 import tempfile
@@ -89,9 +91,21 @@ def predict(model: TrainedModel | str | Path, images: ImageLike | Sequence[Image
 
 
 def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
-                  tta_shift: int | None = None) -> list[Prediction]:
-    """``predict`` for image files, any size or format."""
-    return predict(load_model(source), list(paths), top_k, tta, tta_shift)
+                  tta_shift: int | None = None, chunk: int = 512) -> list[Prediction]:
+    """``predict`` for image files, any size or format, ``chunk`` at a time."""
+    trained, paths = load_model(source), list(paths)
+    return [p for i in range(0, len(paths), chunk) for p in predict(trained, paths[i:i + chunk], top_k, tta, tta_shift)]
+
+
+def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
+    """One row per image: its path, then (class, probability) pairs, best first."""
+    k = max((len(p.top) for p in predictions), default=0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path"] + [f"{name}_{i + 1}" for i in range(k) for name in ("class", "probability")])
+    for p in predictions:
+        writer.writerow([p.path] + [v for cls, prob in p.top for v in (cls, f"{prob:.4f}")])
+    return atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = None,

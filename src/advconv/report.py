@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import InferenceRecord, TrainedModel, load_model
 from .config import Config, DataConfig, config_from_dict
-from .data import ArrayDataset, channel_stats, load_cifar10
+from .data import ArrayDataset, channel_stats, load_dataset, load_labelled
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
@@ -27,16 +27,30 @@ class CheckpointEvaluation:
     model: nn.Module
     record: InferenceRecord
     provenance: dict            # the run's config and epoch, or what shipped weights carry
-    train: ArrayDataset
     test: ArrayDataset
     result: EvalResult
 
 
+def _data_config(trained: TrainedModel) -> dict:
+    return trained.provenance.get("config", {}).get("data", {})
+
+
 def trained_on(trained: TrainedModel, data: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) data ``trained`` was trained on, or ``data`` when given."""
-    data_cfg = trained.provenance.get("config", {}).get("data", {})
-    return load_cifar10(data if data is not None else data_cfg.get("path"),
-                        data_cfg.get("cache_dir", DataConfig.cache_dir))
+    data_cfg = _data_config(trained)
+    return load_dataset(data if data is not None else data_cfg.get("path"),
+                        data_cfg.get("cache_dir", DataConfig.cache_dir), size=trained.record.input_size)
+
+
+def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+    """Labelled images to evaluate ``trained`` on: ``data`` (a dataset's test/, or a bare
+    <class>/ folder), else the test set of the data it was trained on."""
+    data_cfg = _data_config(trained)
+    source = data if data is not None else data_cfg.get("path")
+    if source is None:
+        return trained_on(trained)[1]  # torchvision's CIFAR-10
+    return load_labelled(source, trained.record.classes, data_cfg.get("cache_dir", DataConfig.cache_dir),
+                         trained.record.input_size)
 
 
 def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
@@ -47,9 +61,9 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    train, test = trained_on(trained, data)
+    test = labelled_for(trained, data)
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
-    return CheckpointEvaluation(model, record, trained.provenance, train, test,
+    return CheckpointEvaluation(model, record, trained.provenance, test,
                                 evaluate(model, loader, tta=tta, tta_shift=tta_shift))
 
 
@@ -90,7 +104,8 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
         raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     evaluation = evaluate_checkpoint(run_dir / "last.pt", data)
-    cfg, train = config_from_dict(evaluation.provenance["config"]), evaluation.train
+    cfg = config_from_dict(evaluation.provenance["config"])
+    train, _ = load_dataset(data or cfg.data.path, cfg.data.cache_dir, size=cfg.data.image_size)
     images, labels = augmented_samples(cfg, train)
     written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
                                    title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))

@@ -8,6 +8,7 @@ logs and writes.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,8 @@ from torch import nn
 
 from .checkpoint import (WEIGHTS, InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
                          save_weights, write_metrics)
-from .config import Config, config_from_dict, unused_options, validate_config
-from .data import channel_stats, hold_out, load_cifar10
+from .config import Config, ConfigError, config_from_dict, unused_options, validate_config
+from .data import channel_stats, dataset_classes, hold_out, load_dataset
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
@@ -103,7 +104,7 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
         sessions = start_session(run_dir, describe_session(cfg, rt.device, rt.world_size))
     set_seed(cfg.seed, cfg.deterministic)
 
-    data = load_data(cfg, spec, rt)
+    data = load_data(cfg, spec, rt, progress and rt.is_main)
     learner = build_learner(cfg, spec, rt, steps_per_epoch=len(data.train_for(0)))
     run = Progress()
     if state is not None:
@@ -152,27 +153,43 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = _print_now, progres
 # ---------------------------------------------------------------- the steps of fit
 
 def checked_spec(cfg: Config) -> NetSpec:
-    """The config and its net, validated (parameter budget included) before any data is read."""
+    """The config and its net, validated (parameter budget included) before any image is decoded;
+    the net's number of classes follows the dataset's class folders unless the config fixes it."""
     validate_config(cfg)
     spec = resolve_spec(cfg.model)
-    validate_spec(spec, max_params=cfg.max_params)
+    validate_spec(spec, cfg.data.image_size, cfg.max_params)
+    classes = dataset_classes(cfg.data.path)  # folder names only
+    fixed = isinstance(cfg.model, dict) and "num_classes" in cfg.model
+    if fixed and len(classes) > spec.num_classes:
+        raise ConfigError(f"model.num_classes is {spec.num_classes} but the data has {len(classes)} classes "
+                          f"({', '.join(classes)}); raise it or leave it out to follow the data")
+    if not fixed and spec.num_classes != len(classes):
+        spec = dataclasses.replace(spec, num_classes=len(classes))
+        validate_spec(spec, cfg.data.image_size, cfg.max_params)
     return spec
 
 
 SPLIT_NAMES = {"test": "Test", "val": "Validation"}
 
 
-def load_data(cfg: Config, spec: NetSpec, rt: Runtime) -> RunData:
+def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -> RunData:
     """Training data and what each epoch is evaluated on: the test set, or with ``val_split`` a
     validation split held out of training (recipes are chosen on it; the test set stays unseen)."""
-    train, test = load_cifar10(cfg.data.path, cfg.data.cache_dir, cfg.data.skip_corrupt)
+    train, test = load_dataset(cfg.data.path, cfg.data.cache_dir, cfg.data.skip_corrupt, cfg.data.image_size,
+                               progress)
     split = "test"
     if cfg.data.val_split:
         train, test = hold_out(train, cfg.data.val_split)
         split = "val"
     stats = channel_stats(train.images)
     train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device)
-    record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std,
+    steps = len(train_for(0))
+    if steps == 0:
+        share = len(train) // rt.world_size
+        raise ConfigError(f"{share} training images{' per process' if rt.distributed else ''} make no full batch "
+                          f"of batch_size {cfg.batch_size} (the last, partial batch of an epoch is dropped); "
+                          f"use --batch_size {max(1, share)} or less")
+    record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
     return RunData(train_for, test_loader, split, record, (len(train), len(test)))
 
