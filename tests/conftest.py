@@ -17,24 +17,28 @@ CLASSES = ("circle", "cross", "stripes")
 
 
 def make_image_folder(root: Path, per_class_train: int = 24, per_class_test: int = 8, seed: int = 0,
-                      fmt: str = "png") -> Path:
-    """Three easy classes (a colour + a shape each) so a few steps of training can learn them."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:32, :32]
-    shapes = {
-        "circle": ((yy - 16) ** 2 + (xx - 16) ** 2 < 80, (220, 60, 60)),
-        "cross": ((abs(yy - 16) < 3) | (abs(xx - 16) < 3), (60, 200, 60)),
-        "stripes": ((xx // 4) % 2 == 0, (60, 60, 220)),
-    }
+                      fmt: str = "png", classes: tuple[str, ...] = CLASSES, size: int = 32) -> Path:
+    """Easy classes (a colour + a shape each: a circle, a cross, stripes, then more of each in
+    other colours) so a few steps of training can learn them; ``train/`` and ``test/``."""
     for split, n in (("train", per_class_train), ("test", per_class_test)):
-        for cls, (mask, colour) in shapes.items():
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
-                img[mask] = np.clip(np.array(colour) + rng.integers(-30, 30, 3), 0, 255)
-                Image.fromarray(img).save(folder / f"{i:04d}.{fmt}")
+        for k, cls in enumerate(classes):
+            write_class_images(root / split / cls, k, n, seed + 7 * k + (split == "test"), fmt, size)
     return root
+
+
+def write_class_images(folder: Path, kind: int, count: int, seed: int = 0, fmt: str = "png", size: int = 32) -> Path:
+    """``count`` noisy images of the ``kind``-th easy class into ``folder``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] * 32 // size
+    masks = ((yy - 16) ** 2 + (xx - 16) ** 2 < 80, (abs(yy - 16) < 3) | (abs(xx - 16) < 3), (xx // 4) % 2 == 0)
+    colours = ((220, 60, 60), (60, 200, 60), (60, 60, 220), (220, 220, 60), (60, 220, 220), (220, 60, 220))
+    mask, colour = masks[kind % 3], colours[(kind + kind // 3) % len(colours)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+        img[mask] = np.clip(np.array(colour) + rng.integers(-30, 30, 3), 0, 255)
+        Image.fromarray(img).save(folder / f"{i:04d}.{fmt}")
+    return folder
 
 
 @pytest.fixture(scope="session")

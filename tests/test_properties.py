@@ -3,7 +3,7 @@ rejected with a ValueError; the receptive-field arithmetic matches gradients."""
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -108,3 +108,64 @@ def test_receptive_field_matches_autograd(convs):
     predicted = summarize(model, input_size=128, in_channels=1).final_rf
     size = 2 * max(predicted) + 64  # large enough that no border clips the field
     assert gradient_receptive_field(model, size) == predicted
+
+
+MODES = ["L", "RGB", "RGBA", "P", "I;16"]
+
+
+@st.composite
+def folder_tree(draw):
+    """A small random image-folder tree: classes (names that may clash in case), counts per split
+    (zero included), sizes, modes, formats, stray non-image files and truncated images."""
+    names = draw(st.lists(st.sampled_from(["cat", "dog", "owl", "ant", "Cat"]), min_size=1, max_size=3, unique=True))
+    files = []
+    for split in draw(st.sampled_from([("train", "test")] * 8 + [("train",), ("test",)])):
+        for cls in names if draw(st.integers(0, 3)) < 3 else draw(st.lists(st.sampled_from(names), min_size=1, unique=True)):
+            for i in range(draw(st.sampled_from([2, 1, 3, 0]))):
+                mode = draw(st.sampled_from(MODES))
+                fmt = "png" if mode in ("RGBA", "P", "I;16") else draw(st.sampled_from(["png", "jpg", "bmp"]))
+                size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+                files.append((f"{split}/{cls}/{i}.{fmt}", mode, size, draw(st.integers(0, 9)) == 0))
+            if draw(st.booleans()):
+                files.append((f"{split}/{cls}/readme.txt", None, None, False))
+    return files
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(tree=folder_tree(), skip_corrupt=st.booleans())
+def test_any_folder_tree_loads_consistently_or_fails_in_our_words(tmp_path_factory, tree, skip_corrupt):
+    import io
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from advconv.data import DataError, load_dataset
+
+    root = tmp_path_factory.mktemp("tree")
+    for name, mode, size, truncated in tree:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if mode is None:
+            path.write_text("not an image")
+            continue
+        buffer = io.BytesIO()
+        Image.new(mode, size).save(buffer, "JPEG" if name.endswith(".jpg") else name.rsplit(".", 1)[1].upper())
+        data = buffer.getvalue()
+        path.write_bytes(data[: len(data) // 2] if truncated else data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train, test = load_dataset(root, root / ".cache", skip_corrupt=skip_corrupt)
+    except DataError as exc:
+        assert "\n" not in str(exc).split("\n(pass --skip_corrupt")[0]  # one line, in our words
+        event("refused: " + next((why for why in ("decode", "no images", "lacks", "no readable", "case", "holds no")
+                                  if why in str(exc)), "other"))
+        return
+    event("loaded")
+    for split in (train, test):
+        assert split.images.dtype == np.uint8 and split.images.shape[1:] == (32, 32, 3)
+        assert len(split.images) == len(split.labels) > 0
+        assert split.classes == train.classes == tuple(sorted(split.classes))
+        assert 0 <= split.labels.min() and split.labels.max() < len(split.classes)

@@ -30,13 +30,20 @@ def output_path(source: str, filename: str) -> Path:
     return (path if path.is_dir() else path.parent if path.exists() else Path(".")) / filename
 
 
+def input_size(args: argparse.Namespace) -> int:
+    """--input-size, else the image size of a config given as the model, else 32."""
+    if args.input_size is not None:
+        return args.input_size
+    return load_config(args.model).data.image_size if args.model.endswith((".yaml", ".yml")) else 32
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
-    print(summarize(resolve_model(args.model), args.input_size).table())
+    print(summarize(resolve_model(args.model), input_size(args)).table())
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    report = check_rules(resolve_model(args.model), args.input_size, args.max_params)
+    report = check_rules(resolve_model(args.model), input_size(args), args.max_params)
     print(report)
     return 0 if report.passed else 1
 
@@ -158,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--model", default="assignment9",
                        help=f"one of {', '.join(sorted(MODELS))}, a config .yaml, or package.module:attribute")
-        p.add_argument("--input-size", type=int, default=32)
+        p.add_argument("--input-size", type=int, default=None,
+                       help="image size (default: a config's data.image_size, else 32)")
         if name == "check":
             p.add_argument("--max-params", type=int, default=PARAM_BUDGET)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .config import DataConfig
@@ -84,7 +84,9 @@ def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndar
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             return image_array(img, size)
     except Exception as exc:  # PIL raises many kinds on damaged files; each means "cannot decode"
-        raise DataError(f"cannot decode image {name}: {exc}") from exc
+        reason = "not an image format PIL can read" if isinstance(exc, UnidentifiedImageError) else \
+            " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"cannot decode image {name}: {reason}") from exc
 
 
 # ---------------------------------------------------------------- layouts: what is where, before decoding
@@ -139,7 +141,7 @@ class _Tarball:
                 self.members = [m for m in tar.getmembers()
                                 if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
         except ARCHIVE_ERRORS as exc:
-            raise DataError(f"cannot read archive {path}: {exc}") from None
+            raise DataError(f"cannot read archive {path}: {_archive_reason(exc)}") from None
 
     def reader(self, member: tarfile.TarInfo) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -147,8 +149,14 @@ class _Tarball:
                 self.tar = self.tar or tarfile.open(self.path, "r:*")
                 return self.tar.extractfile(member).read()
             except ARCHIVE_ERRORS as exc:
-                raise DataError(f"cannot read archive {self.path}: {exc}") from None
+                raise DataError(f"cannot read archive {self.path}: {_archive_reason(exc)}") from None
         return read
+
+
+def _archive_reason(exc: BaseException) -> str:
+    if isinstance(exc, tarfile.ReadError) and "could not be opened" in str(exc):
+        return "not a tar archive (plain, .gz, .bz2 or .xz) that Python's tarfile can read"
+    return " ".join(str(exc).split()) or type(exc).__name__  # one line
 
 
 def _scan_tarball(path: Path) -> list:
