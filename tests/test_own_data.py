@@ -145,3 +145,58 @@ def test_the_first_decode_shows_progress(tmp_path, image_folder, capsys):
 
     load_dataset(image_folder, tmp_path / "cache", progress=True)
     assert "decoding tiny train/" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def five_classes_64(tmp_path_factory):
+    """A dataset that is not CIFAR-10's shape: 5 of its classes, 200 training and 40 test images
+    each, upscaled to 64x64 PNGs."""
+    from .conftest import SHARED_TARBALL
+
+    if not SHARED_TARBALL.exists():
+        pytest.skip(f"real CIFAR-10 tarball not found at {SHARED_TARBALL} (only on machines with ../shared)")
+    root, wanted = tmp_path_factory.mktemp("five") / "five64", ("bird", "cat", "frog", "ship", "truck")
+    quota = {"train": 200, "test": 40}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(SHARED_TARBALL, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 4 or parts[-2] not in wanted:
+                continue
+            key = (parts[-3], parts[-2])
+            if taken.get(key, 0) >= quota[key[0]]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            folder = root / key[0] / key[1]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.open(tar.extractfile(member)).resize((64, 64), Image.BICUBIC).save(folder / f"{taken[key]:04d}.png")
+            if len(taken) == 10 and all(taken[k] >= quota[k[0]] for k in taken):
+                break
+    return root
+
+
+@pytest.mark.slow
+def test_a_real_dataset_of_another_shape_trains_evaluates_predicts_exports(tmp_path, five_classes_64, capsys):
+    import onnxruntime as ort
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(five_classes_64), "--image_size", "64", "--epochs", "4", "--batch_size",
+                 "50", "--pipeline", "batched", "--lr", "0.1", "--run_dir", str(run), "--no-progress",
+                 "--cache_dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "1000 train / 200 test images" in out
+    model = load_model(run)
+    assert model.record.classes == ("bird", "cat", "frog", "ship", "truck") and model.record.input_size == 64
+    assert main(["evaluate", "--model", str(run)]) == 0  # the test/ of the data it was trained on
+    line = capsys.readouterr().out
+    accuracy = float(re.search(r"\((\d+\.\d+)%\)", line).group(1))
+    assert accuracy > 35.0  # 5 classes: 20 % is chance
+    assert main(["evaluate", "--model", str(run), "--data", str(five_classes_64 / "test")]) == 0  # bare <class>/
+    assert capsys.readouterr().out == line
+    ship = five_classes_64 / "test" / "ship" / "0001.png"
+    assert main(["predict", "--model", str(run), str(ship)]) == 0
+    assert capsys.readouterr().out.startswith(f"{ship}: ")
+    assert main(["export", "--model", str(run), "--tta", "--output", str(tmp_path / "m.onnx")]) == 0
+    (logits,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(
+        None, {"image": np.zeros((2, 3, 64, 64), dtype=np.float32)})
+    assert logits.shape == (2, 5)
