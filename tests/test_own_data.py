@@ -116,8 +116,9 @@ def test_bad_data_gets_one_line(tmp_path, capsys, breakage, message):
     if breakage == "empty_class":
         (data / "train" / "empty").mkdir()
         (data / "train" / "empty" / "broken.png").write_bytes(b"\x89PNG not really")
-        assert main(["train", "--data", str(data), "--skip_corrupt", "--batch_size", "4", "--no-progress",
-                     "--run_dir", str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache")]) == 2
+        with pytest.warns(UserWarning, match="skipping cannot decode image .*broken.png"):
+            assert main(["train", "--data", str(data), "--skip_corrupt", "--batch_size", "4", "--no-progress",
+                         "--run_dir", str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache")]) == 2
         assert message in capsys.readouterr().err
         return
     if breakage == "case_clash":
