@@ -50,6 +50,7 @@ class RunData:
     split: str                            # "test" or "val": metrics columns and log lines say which
     record: InferenceRecord
     sizes: tuple[int, int]                # training and evaluated images
+    steps_per_epoch: int
 
 
 @dataclass
@@ -105,7 +106,7 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
     set_seed(cfg.seed, cfg.deterministic)
 
     data = load_data(cfg, spec, rt, progress and rt.is_main)
-    learner = build_learner(cfg, spec, rt, steps_per_epoch=len(data.train_for(0)))
+    learner = build_learner(cfg, spec, rt, data.steps_per_epoch)
     run = Progress()
     if state is not None:
         run = restore(learner, state)
@@ -191,7 +192,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
                           f"use --batch_size {max(1, share)} or less")
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)))
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps)
 
 
 def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, steps_per_epoch: int) -> Learner:
