@@ -98,3 +98,10 @@ def test_symlinked_class_folders_are_followed(tmp_path):
         (linked / "test" / cls).symlink_to(real / "test" / cls, target_is_directory=True)
     train, test = load_dataset(linked, tmp_path / "cache")
     assert (len(train), len(test)) == (6, 3)
+
+
+def test_a_symlink_cycle_ends(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class_train=2, per_class_test=1)
+    (root / "train" / "cross" / "loop").symlink_to(root / "train", target_is_directory=True)
+    train, test = load_dataset(root, tmp_path / "cache")
+    assert (len(train), len(test)) == (6, 3)

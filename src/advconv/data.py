@@ -109,8 +109,14 @@ def _split_and_class(parts: tuple[str, ...]) -> tuple[str | None, str] | None:
 
 
 def _folder_files(root: Path) -> list[Path]:
-    """Every file under ``root``, symlinked folders followed, in a fixed order."""
-    return sorted(Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names)
+    """Every file under ``root``, symlinked folders followed (each real folder once, so a link
+    cycle ends), in a fixed order."""
+    files, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        seen.add(os.path.realpath(folder))
+        subfolders[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) not in seen]
+        files += [Path(folder) / name for name in names]
+    return sorted(files)
 
 
 def scan(source: str | Path) -> list[ImageFile]:
@@ -199,6 +205,13 @@ def dataset_classes(data: str | Path | None) -> tuple[str, ...]:
     return split_classes(scan(_existing(data)), data)
 
 
+def _read(f: ImageFile) -> bytes:
+    try:
+        return f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read image {f.name}: {exc.strerror or exc}") from None
+
+
 def _decode(files: list[ImageFile], classes: tuple[str, ...], size: int, skip_corrupt: bool, what: str,
             progress: bool) -> ArrayDataset:
     """Decode ``files`` (labelled by position in ``classes``), with a progress bar; a class left
@@ -207,7 +220,7 @@ def _decode(files: list[ImageFile], classes: tuple[str, ...], size: int, skip_co
     images, labels = [], []
     for f in tqdm(files, desc=f"decoding {what}", unit="img", disable=not progress, leave=False):
         try:
-            images.append(decode_image(f.read(), f.name, size))
+            images.append(decode_image(_read(f), f.name, size))
             labels.append(index[f.cls])
         except DataError as exc:
             if not skip_corrupt:
