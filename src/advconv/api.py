@@ -40,14 +40,21 @@ def fit(config: str | Path | Config | None = None, *, progress: bool = True, ove
     return _fit(cfg, progress=progress, overwrite=overwrite)
 
 
-def summary(model: Any, input_size: int = 32) -> ModelSummary:
-    """The per-layer table (``print`` it) of anything ``resolve_model`` takes."""
-    return summarize(resolve_model(model), input_size)
+def summary(model: Any, input_size: int | None = None) -> ModelSummary:
+    """The per-layer table (``print`` it) of anything ``resolve_model`` takes; ``input_size``
+    defaults to a loaded model's own, else 32."""
+    return summarize(resolve_model(model), _input_size(model, input_size))
 
 
-def check(model: Any, input_size: int = 32, max_params: int = PARAM_BUDGET) -> RulesReport:
+def check(model: Any, input_size: int | None = None, max_params: int = PARAM_BUDGET) -> RulesReport:
     """The assignment's rules on anything ``resolve_model`` takes; ``.passed``, or ``print`` it."""
-    return check_rules(resolve_model(model), input_size, max_params)
+    return check_rules(resolve_model(model), _input_size(model, input_size), max_params)
+
+
+def _input_size(model: Any, given: int | None) -> int:
+    if given is not None:
+        return given
+    return model.record.input_size if isinstance(model, TrainedModel) else 32
 
 
 def resolve_model(name: Any) -> nn.Module:
