@@ -50,7 +50,6 @@ def main() -> None:
     trained = load_model(args.model)
     record = trained.record
     train, test = trained_on(trained, args.data)
-    calibration = train.images[np.sort(np.random.default_rng(0).choice(len(train), args.calibration, replace=False))]
     viewed = with_views(trained.net, record)
     print(f"{args.model}: {len(test)} test images; the run's test-time views: flip {viewed.flip}, "
           f"shift {viewed.shift}; onnxruntime {ort.__version__}, 1 thread, batch 256")
@@ -62,7 +61,7 @@ def main() -> None:
         print(f"{'PyTorch fp32, ' + name:<36} {torch_acc:>8.2f}%")
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_model(viewed if tta else trained.net, Path(tmp) / "m.onnx", "onnx", record.input_size, record)
-            int8 = quantize_onnx(fp32, Path(tmp) / "m.int8.onnx", calibration, record.stats)
+            int8, _ = quantize_onnx(fp32, Path(tmp) / "m.int8.onnx", train.images, record.stats, args.calibration)
             baseline = None
             for label, path in (("fp32", fp32), ("int8", int8)):
                 acc, speed = accuracy_and_speed(path, test.images, test.labels, record.stats)

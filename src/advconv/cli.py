@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .api import resolve_model
 from .checkpoint import CheckpointError
 from .config import ConfigError, describe_fields, load_config, parse_overrides
@@ -95,10 +93,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inference import predict_files
-
     from .data import image_files
-    from .inference import write_csv
+    from .inference import predict_files, write_csv
 
     predictions = predict_files(args.model, image_files(args.images), args.top_k, args.tta, args.tta_shift)
     for prediction in predictions:
@@ -127,9 +123,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         from .report import trained_on
 
         train, _ = trained_on(trained, args.data)
-        pick = np.random.default_rng(0).choice(len(train), min(args.calibration, len(train)), replace=False)
-        int8 = quantize_onnx(output, output.with_suffix(".int8.onnx"), train.images[np.sort(pick)], record.stats)
-        print(f"wrote {int8} (int8, calibrated on {len(pick)} training images)")
+        int8, used = quantize_onnx(output, output.with_suffix(".int8.onnx"), train.images, record.stats,
+                                   args.calibration)
+        print(f"wrote {int8} (int8, calibrated on {used} training images)")
     if not args.tta and (viewed.flip or viewed.shift):
         print(f"note: the run was evaluated with test-time views (flip {viewed.flip}, shift {viewed.shift}); "
               "this file scores the plain net, a little lower; --tta bakes the views into the graph")

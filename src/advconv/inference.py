@@ -161,13 +161,18 @@ def _quiet(logger: str):
         log.setLevel(level)
 
 
-def quantize_onnx(fp32: str | Path, path: str | Path, calibration: np.ndarray, stats: ChannelStats) -> Path:
+def quantize_onnx(fp32: str | Path, path: str | Path, images: np.ndarray, stats: ChannelStats,
+                  count: int = 512) -> tuple[Path, int]:
     """Static int8 quantization (onnxruntime, QDQ, per-channel int8 weights, uint8 activations: the
     pair x86 kernels run fastest) of an fp32 ONNX file,
-    its activation ranges calibrated on ``calibration`` (N, H, W, 3 uint8 training images)."""
+    its activation ranges calibrated on ``count`` of ``images`` (N, H, W, 3 uint8 training
+    images, drawn with a fixed seed); returns the path and how many images calibrated it."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pick = np.sort(np.random.default_rng(0).choice(len(images), min(count, len(images)), replace=False))
+    calibration = images[pick]
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
@@ -185,4 +190,4 @@ def quantize_onnx(fp32: str | Path, path: str | Path, calibration: np.ndarray, s
         proto = onnx.load(str(out))
         for prop in onnx.load(str(fp32)).metadata_props:  # the record travels on
             proto.metadata_props.append(prop)
-        return atomic_write_bytes(path, proto.SerializeToString())
+        return atomic_write_bytes(path, proto.SerializeToString()), len(pick)
