@@ -102,8 +102,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 "value, and loading it could run code it carries (advconv checkpoints never need that)") from None
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?)") from None
     except Exception as exc:
+        first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else ""  # torch's own words run to a page
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{type(exc).__name__}: {first}") from exc
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path} is not an advconv checkpoint (no model/config inside)")
     return state
