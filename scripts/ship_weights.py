@@ -12,6 +12,7 @@ the log). ``advconv.load_model(NAME)`` and ``--model NAME`` then work with no tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="defaults to the data the run was trained on")
     parser.add_argument("--trained-by", default=None,
                         help="the training command and commit, for a run older than manifest.json")
+    parser.add_argument("--tta-shift", type=int, default=None, metavar="N",
+                        help="ship with test-time views shifted by +-N pixels (default: as the run was evaluated); "
+                             "the quoted accuracy is measured with them")
     args = parser.parse_args()
 
     last = args.run_dir / "last.pt"
@@ -36,7 +40,9 @@ def main() -> None:
     if state["epoch"] != state["config"]["epochs"]:
         raise SystemExit(f"{last} is epoch {state['epoch']} of {state['config']['epochs']}: finish the run first")
     model, record = model_from_checkpoint(state)
-    with_views = evaluate_checkpoint(last, args.data).result
+    if args.tta_shift is not None:
+        record = dataclasses.replace(record, tta_shift=args.tta_shift)
+    with_views = evaluate_checkpoint(last, args.data, tta=record.tta, tta_shift=record.tta_shift).result
     plain = evaluate_checkpoint(last, args.data, tta=False, tta_shift=0).result
     manifest_path = args.run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())["sessions"] if manifest_path.exists() else []
