@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -59,8 +60,10 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
 def test_torchscript_export_matches_pytorch(checkpoint, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
                  "--output", str(tmp_path / "m.pt")]) == 0
-    model, _ = model_from_checkpoint(load_checkpoint(checkpoint))
-    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    extra = {"record.json": ""}
+    scripted = torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
+    assert json.loads(extra["record.json"])["classes"] == list(record.classes)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x), rtol=1e-5, atol=1e-5)

@@ -117,9 +117,10 @@ def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = Non
 
 def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32,
                  record: InferenceRecord | None = None) -> Path:
-    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript. An ONNX file
-    carries the ``record`` in its metadata (classes, mean, std, input size, test-time views), so
-    a runtime with no advconv and no torch can preprocess and label."""
+    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript. Both carry the
+    ``record`` (classes, mean, std, input size, test-time views): ONNX in its metadata, so a
+    runtime with no advconv and no torch can preprocess and label; TorchScript as the extra
+    file ``record.json``."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     path = Path(path)
@@ -133,7 +134,8 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int =
             onnx_metadata(proto, record, views_baked_in=isinstance(model, TestTimeViews))
         return atomic_write_bytes(path, proto.SerializeToString())
     traced = torch.jit.trace(model, example)
-    return atomic_write(path, lambda f: torch.jit.save(traced, f))
+    extra = {"record.json": json.dumps(record.to_dict())} if record is not None else {}
+    return atomic_write(path, lambda f: torch.jit.save(traced, f, _extra_files=extra))
 
 
 def onnx_metadata(proto, record: InferenceRecord, views_baked_in: bool) -> None:
