@@ -198,11 +198,21 @@ def split_classes(files: list[ImageFile], source: str | Path) -> tuple[str, ...]
     return classes
 
 
-def dataset_classes(data: str | Path | None) -> tuple[str, ...]:
-    """The class names of a training dataset, read from folder names alone (no decoding)."""
+def dataset_classes(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir, skip_corrupt: bool = False,
+                    size: int = DataConfig.image_size) -> tuple[str, ...]:
+    """The class names of a training dataset without decoding it: from its decoded cache when
+    there is one (listing a large archive takes seconds), else from its folder names."""
     if data is None:
         return CIFAR10_CLASSES
-    return split_classes(scan(_existing(data)), data)
+    source = _existing(data)
+    cache = _dataset_cache(source, cache_dir, size, skip_corrupt)
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                return tuple(z["classes"].tolist())
+        except Exception:  # a damaged cache is rebuilt by load_dataset; list the names meanwhile
+            pass
+    return split_classes(scan(source), data)
 
 
 def _read(f: ImageFile) -> bytes:
@@ -280,6 +290,11 @@ def _cache_path(source: Path, cache_dir: Path, *key_parts) -> Path:
     return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
+def _dataset_cache(source: Path, cache_dir: str | Path, size: int, skip_corrupt: bool) -> Path:
+    """Where ``load_dataset`` keeps the decoded train and test arrays of ``source``."""
+    return _cache_path(source, Path(cache_dir).expanduser(), size, skip_corrupt)
+
+
 def _existing(data: str | Path) -> Path:
     source = Path(data).expanduser()
     if not source.exists():
@@ -316,7 +331,7 @@ def load_dataset(data: str | Path | None, cache_dir: str | Path = DataConfig.cac
         return dict(train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels,
                     classes=np.array(train.classes))
 
-    z = _cached(_cache_path(source, cache_dir, size, skip_corrupt), build)
+    z = _cached(_dataset_cache(source, cache_dir, size, skip_corrupt), build)
     classes = tuple(z["classes"].tolist())
     return ArrayDataset(z["train_x"], z["train_y"], classes), ArrayDataset(z["test_x"], z["test_y"], classes)
 

@@ -159,7 +159,8 @@ def checked_spec(cfg: Config) -> NetSpec:
     validate_config(cfg)
     spec = resolve_spec(cfg.model)
     validate_spec(spec, cfg.data.image_size, cfg.max_params)
-    classes = dataset_classes(cfg.data.path)  # folder names only
+    d = cfg.data
+    classes = dataset_classes(d.path, d.cache_dir, d.skip_corrupt, d.image_size)  # no image decoded
     fixed = isinstance(cfg.model, dict) and "num_classes" in cfg.model
     if fixed and len(classes) > spec.num_classes:
         raise ConfigError(f"model.num_classes is {spec.num_classes} but the data has {len(classes)} classes "
