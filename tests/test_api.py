@@ -53,6 +53,8 @@ def test_predict_takes_paths_pil_arrays_and_tensors(trained, image_folder):
         assert [v for _, v in top] == pytest.approx([v for _, v in tops[0]], abs=1e-4)
     batch = advconv.predict(run_dir, np.stack([array, array]))  # a path to the model works too
     assert len(batch) == 2
+    grey = advconv.predict(model, [array[..., :1], torch.from_numpy(array[..., :1]).permute(2, 0, 1)])
+    assert grey[0].top == grey[1].top  # one channel, as array or tensor
     with pytest.raises(ValueError, match=r"image 0: expected \(H, W, 3\) pixels"):
         advconv.predict(model, np.zeros((4, 4)))
 

@@ -65,8 +65,8 @@ def as_images(images: ImageLike | Sequence[ImageLike], size: int) -> tuple[np.nd
         if isinstance(item, np.ndarray):
             if item.ndim != 3 or item.shape[-1] not in (1, 3, 4):
                 raise ValueError(f"image {i}: expected (H, W, 3) pixels, got an array of shape {item.shape}")
-            item = Image.fromarray(item if item.dtype == np.uint8 else
-                                   (np.clip(item, 0, 1) * 255).round().astype(np.uint8)).convert("RGB")
+            pixels = item if item.dtype == np.uint8 else (np.clip(item, 0, 1) * 255).round().astype(np.uint8)
+            item = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)  # PIL wants (H, W) for grey
         if not isinstance(item, Image.Image):
             raise ValueError(f"image {i}: expected a path, a PIL image, an array or a tensor, got {type(item).__name__}")
         arrays.append(image_array(item, size))
