@@ -53,6 +53,7 @@ class OptimConfig:
     warmup: float = 0.2
     label_smoothing: float = 0.1
     ema: float = 0.0
+    whiten: bool = False
 
 
 @dataclass
@@ -121,6 +122,7 @@ HELP = {
     "optim.warmup": "fraction of the steps spent warming up",
     "optim.label_smoothing": "label smoothing of the cross-entropy",
     "optim.ema": "decay of an exponential moving average of the weights, evaluated and shipped (0: off)",
+    "optim.whiten": "start the first conv as patch-whitening filters of the training images, kept frozen",
 }
 
 

@@ -12,9 +12,11 @@ from .config import OptimConfig
 
 
 def build_optimizer(o: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """Weight decay on conv/linear weights only: decaying BN scales and biases only hurts."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    """Weight decay on conv/linear weights only: decaying BN scales and biases only hurts.
+    Frozen weights (``optim.whiten``'s first conv) are left out."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)

@@ -21,12 +21,13 @@ from .checkpoint import (WEIGHTS, InferenceRecord, load_checkpoint, prepare_run_
                          save_weights, write_metrics)
 from .config import Config, ConfigError, config_from_dict, unused_options, validate_config
 from .data import channel_stats, dataset_classes, hold_out, load_dataset
-from .loaders import BatchLoader, make_loaders
+from .loaders import BatchLoader, make_loaders, normalize
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
 from .models import NetSpec, build_net, resolve_spec, validate_spec
 from .optim import build_ema, build_optimizer, build_scheduler
 from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
+from .whiten import WHITENABLE, whiten_first_conv, whitening_sample
 
 
 @dataclass
@@ -51,6 +52,7 @@ class RunData:
     record: InferenceRecord
     sizes: tuple[int, int]                # training and evaluated images
     steps_per_epoch: int
+    whiten_sample: torch.Tensor | None = None  # normalized training images, with optim.whiten
 
 
 @dataclass
@@ -106,7 +108,7 @@ def fit(cfg: Config, log: Callable[[str], None] = _print_now, progress: bool = T
     set_seed(cfg.seed, cfg.deterministic)
 
     data = load_data(cfg, spec, rt, progress and rt.is_main)
-    learner = build_learner(cfg, spec, rt, data.steps_per_epoch)
+    learner = build_learner(cfg, spec, rt, data)
     run = Progress()
     if state is not None:
         run = restore(learner, state)
@@ -168,6 +170,9 @@ def checked_spec(cfg: Config) -> NetSpec:
     if not fixed and spec.num_classes != len(classes):
         spec = dataclasses.replace(spec, num_classes=len(classes))
         validate_spec(spec, cfg.data.image_size, cfg.max_params)
+    if cfg.optim.whiten and spec.blocks[0].conv_type[0] not in WHITENABLE:
+        raise ConfigError(f"optim.whiten needs a first layer of kind {' or '.join(WHITENABLE)}; "
+                          f"this net's is {spec.blocks[0].conv_type[0]!r}")
     return spec
 
 
@@ -193,15 +198,21 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
                           f"use --batch_size {max(1, share)} or less")
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps)
+    sample = None
+    if cfg.optim.whiten:
+        sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, sample)
 
 
-def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, steps_per_epoch: int) -> Learner:
-    model = build_net(spec, check=False).to(rt.device)  # validated in checked_spec
+def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, data: RunData) -> Learner:
+    model = build_net(spec, check=False)  # validated in checked_spec
+    if data.whiten_sample is not None:  # before the optimizer, which leaves the frozen filters out
+        whiten_first_conv(model, data.whiten_sample)
+    model = model.to(rt.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
-    scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * steps_per_epoch)
+    scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * data.steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     return Learner(model, optimizer, scheduler, build_ema(cfg.optim, model), loss_fn, grad_scaler(rt))
 
