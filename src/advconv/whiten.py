@@ -4,7 +4,10 @@ airbench's ablations (Keller Jordan, "94% on CIFAR-10 in 3.29 seconds") found a 
 whitening first layer the largest single saving of epochs to a target accuracy: the net starts
 from inputs whose patch directions are uncorrelated and of equal variance, instead of spending
 its first epochs learning such filters. Each principal direction of the patches comes as a
-pair (v, -v), so the ReLU after the first conv keeps both signs of it.
+pair (v, -v), so the ReLU after the first conv keeps both signs of it. A first conv with fewer
+than twice as many channels as a patch has numbers (2 x 27 for a 3x3 RGB conv) keeps only the
+strongest directions and loses the rest for good, which can cost more than the head start gives
+(docs/results/experiments.md).
 """
 
 from __future__ import annotations
