@@ -9,7 +9,7 @@ from advconv.checkpoint import load_checkpoint
 from advconv.config import ConfigError, OptimConfig
 from advconv.data import channel_stats, load_dataset
 from advconv.loaders import normalize
-from advconv.models import create_model
+from advconv.models import MODELS, create_model
 from advconv.optim import build_optimizer
 from advconv.train import fit
 from advconv.whiten import first_conv, whiten_first_conv, whitening_filters, whitening_sample
@@ -37,8 +37,9 @@ def test_filters_make_the_patches_uncorrelated_and_of_unit_variance(kernel_size,
     assert off.abs().max() < 0.02
 
 
-def test_first_conv_holds_direction_pairs_and_is_frozen():
-    model = create_model("assignment9")
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_first_conv_holds_direction_pairs_and_is_frozen(name):
+    model = create_model(name)
     images = correlated_images(size=32)
     conv = whiten_first_conv(model, images)
     assert conv is first_conv(model) and not conv.weight.requires_grad
