@@ -26,9 +26,10 @@ def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, make_config, pipeline)
     assert state["epoch"] == 4 and state["record"]["classes"] == ("circle", "cross", "stripes")
 
 
-@pytest.mark.parametrize("pipeline, whiten", [(p, False) for p in CHOICES["data.pipeline"]] + [("batched", True)])
-def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, whiten, monkeypatch):
-    settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3, whiten=whiten)
+@pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in CHOICES["data.pipeline"]]
+                         + [("batched", {"whiten": True, "lookahead": True})])
+def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers, monkeypatch):
+    settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3, **levers)
     straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
 
     real_epoch, calls = train_mod.train_epoch, []

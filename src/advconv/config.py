@@ -54,6 +54,7 @@ class OptimConfig:
     label_smoothing: float = 0.1
     ema: float = 0.0
     whiten: bool = False
+    lookahead: bool = False
 
 
 @dataclass
@@ -123,6 +124,7 @@ HELP = {
     "optim.label_smoothing": "label smoothing of the cross-entropy",
     "optim.ema": "decay of an exponential moving average of the weights, evaluated and shipped (0: off)",
     "optim.whiten": "start the first conv as patch-whitening filters of the training images, kept frozen",
+    "optim.lookahead": "every 5 steps pull the weights toward a slow copy, harder as training ends (airbench)",
 }
 
 

@@ -18,9 +18,10 @@ class TrainingDiverged(RuntimeError):
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
                 loss_fn: nn.Module, rt: Runtime, ema: nn.Module | None = None,
-                progress: bool = True, scaler: torch.amp.GradScaler | None = None) -> tuple[float, float]:
+                progress: bool = True, scaler: torch.amp.GradScaler | None = None,
+                lookahead=None) -> tuple[float, float]:
     """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %).
-    ``scaler`` scales the loss for fp16."""
+    ``scaler`` scales the loss for fp16; ``lookahead`` (``optim.Lookahead``) steps after the optimizer."""
     scaler = scaler or torch.amp.GradScaler(rt.device.type, enabled=False)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -38,6 +39,8 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step()
         if ema is not None:
             ema.update_parameters(model)
         total_loss += loss.item() * len(y)

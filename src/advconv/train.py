@@ -25,7 +25,7 @@ from .loaders import BatchLoader, make_loaders, normalize
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
 from .models import NetSpec, build_net, resolve_spec, validate_spec
-from .optim import build_ema, build_optimizer, build_scheduler
+from .optim import Lookahead, build_ema, build_lookahead, build_optimizer, build_scheduler
 from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
 from .whiten import WHITENABLE, whiten_first_conv, whitening_sample
 
@@ -65,6 +65,7 @@ class Learner:
     ema: torch.optim.swa_utils.AveragedModel | None
     loss_fn: nn.Module
     scaler: torch.amp.GradScaler    # loss scaling under fp16, a pass-through otherwise
+    lookahead: Lookahead | None = None
 
     @property
     def deployed(self) -> nn.Module:
@@ -212,9 +213,11 @@ def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, data: RunData) -> Lea
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
-    scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * data.steps_per_epoch)
+    total_steps = cfg.epochs * data.steps_per_epoch
+    scheduler = build_scheduler(cfg.optim, optimizer, total_steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
-    return Learner(model, optimizer, scheduler, build_ema(cfg.optim, model), loss_fn, grad_scaler(rt))
+    return Learner(model, optimizer, scheduler, build_ema(cfg.optim, model), loss_fn, grad_scaler(rt),
+                   build_lookahead(cfg.optim, model, total_steps))
 
 
 def restore(learner: Learner, state: dict[str, Any]) -> Progress:
@@ -226,6 +229,8 @@ def restore(learner: Learner, state: dict[str, Any]) -> Progress:
         learner.ema.load_state_dict(state["ema_full"])
     if state.get("scaler"):
         learner.scaler.load_state_dict(state["scaler"])
+    if learner.lookahead is not None:
+        learner.lookahead.load_state_dict(state["lookahead"])
     restore_rng(state["rng"])
     history = state["history"]
     return Progress(state["epoch"], state["best_acc"], history, history[-1]["elapsed_s"] if history else 0.0)
@@ -243,7 +248,7 @@ def train_one_epoch(model: nn.Module, learner: Learner, loader: Iterable, rt: Ru
     t0 = time.perf_counter()
     try:
         loss, acc = train_epoch(model, loader, learner.optimizer, learner.scheduler, learner.loss_fn, rt,
-                                learner.ema, progress, learner.scaler)
+                                learner.ema, progress, learner.scaler, learner.lookahead)
     except TrainingDiverged as exc:
         kept = run_dir / "last.pt"
         raise TrainingDiverged(
@@ -295,6 +300,7 @@ def save_run(run_dir: Path, cfg: Config, learner: Learner, run: Progress, record
         "optimizer": learner.optimizer.state_dict(), "scheduler": learner.scheduler.state_dict(),
         "ema_full": ema.state_dict() if ema is not None else None,  # the EMA's own state, to resume
         "scaler": learner.scaler.state_dict(), "rng": rng_state(),
+        "lookahead": learner.lookahead.state_dict() if learner.lookahead is not None else None,
     }
     save_checkpoint(run_dir / "last.pt", state)
     if is_best:
