@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .optim import Lookahead
 from .runtime import Runtime
 
 
@@ -19,9 +20,9 @@ class TrainingDiverged(RuntimeError):
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
                 loss_fn: nn.Module, rt: Runtime, ema: nn.Module | None = None,
                 progress: bool = True, scaler: torch.amp.GradScaler | None = None,
-                lookahead=None) -> tuple[float, float]:
+                lookahead: Lookahead | None = None) -> tuple[float, float]:
     """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %).
-    ``scaler`` scales the loss for fp16; ``lookahead`` (``optim.Lookahead``) steps after the optimizer."""
+    ``scaler`` scales the loss for fp16; ``lookahead`` steps after the optimizer."""
     scaler = scaler or torch.amp.GradScaler(rt.device.type, enabled=False)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0

@@ -71,7 +71,7 @@ class Lookahead:
     never lags behind the net it evaluates, because the net itself is reset to it."""
 
     EVERY = 5                 # steps between pulls
-    MAX_PULL = 0.95 ** EVERY  # the slow copy's share just before the end (0.95 per step)
+    MAX_PULL = 0.95 ** EVERY  # the slow copy's share at the last step (0.95 per step)
 
     def __init__(self, model: nn.Module, total_steps: int) -> None:
         self.live = [t for t in model.state_dict().values() if t.is_floating_point()]

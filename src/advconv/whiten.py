@@ -42,8 +42,8 @@ def whitening_filters(images: torch.Tensor, kernel_size: int, dilation: int = 1)
         covariance += flat.T @ flat
         count += len(flat)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance / count)      # ascending
-    order = eigenvalues.flip(0)
-    filters = eigenvectors.T.flip(0) / torch.sqrt(order.clamp(min=0) + EPS).unsqueeze(1)
+    variances = eigenvalues.flip(0)
+    filters = eigenvectors.T.flip(0) / torch.sqrt(variances.clamp(min=0) + EPS).unsqueeze(1)
     return filters.float().reshape(-1, images.shape[1], kernel_size, kernel_size)
 
 
