@@ -40,10 +40,9 @@ def test_filters_make_the_patches_uncorrelated_and_of_unit_variance(kernel_size,
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_first_conv_holds_direction_pairs_and_is_frozen(name):
     model = create_model(name)
-    images = correlated_images(size=32)
-    conv = whiten_first_conv(model, images)
+    filters = whitening_filters(correlated_images(size=32), 3)
+    conv = whiten_first_conv(model, filters)
     assert conv is first_conv(model) and not conv.weight.requires_grad
-    filters = whitening_filters(images, 3)
     pairs = conv.out_channels // 2
     assert torch.allclose(conv.weight[:pairs], filters[:pairs])
     assert torch.allclose(conv.weight[pairs:2 * pairs], -filters[:pairs])

@@ -27,7 +27,7 @@ from .manifest import describe_session, end_session, start_session
 from .models import NetSpec, build_net, resolve_spec, validate_spec
 from .optim import Lookahead, build_ema, build_lookahead, build_optimizer, build_scheduler
 from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
-from .whiten import WHITENABLE, whiten_first_conv, whitening_sample
+from .whiten import WHITENABLE, whiten_first_conv, whitening_filters, whitening_sample
 
 
 @dataclass
@@ -52,7 +52,7 @@ class RunData:
     record: InferenceRecord
     sizes: tuple[int, int]                # training and evaluated images
     steps_per_epoch: int
-    whiten_sample: torch.Tensor | None = None  # normalized training images, with optim.whiten
+    whiten_filters: torch.Tensor | None = None  # the first conv's start, with optim.whiten
 
 
 @dataclass
@@ -199,16 +199,18 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
                           f"use --batch_size {max(1, share)} or less")
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
-    sample = None
-    if cfg.optim.whiten:
+    filters = None
+    if cfg.optim.whiten:  # from the training images only: a validation split stays unseen
         sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, sample)
+        first = spec.blocks[0]
+        filters = whitening_filters(sample, first.kernel_size[0], first.dilation[0])
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters)
 
 
 def build_learner(cfg: Config, spec: NetSpec, rt: Runtime, data: RunData) -> Learner:
     model = build_net(spec, check=False)  # validated in checked_spec
-    if data.whiten_sample is not None:  # before the optimizer, which leaves the frozen filters out
-        whiten_first_conv(model, data.whiten_sample)
+    if data.whiten_filters is not None:  # before the optimizer, which leaves the frozen filters out
+        whiten_first_conv(model, data.whiten_filters)
     model = model.to(rt.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -53,11 +53,10 @@ def whitening_sample(images: np.ndarray) -> np.ndarray:
     return images[:: max(1, len(images) // SAMPLE_IMAGES)][:SAMPLE_IMAGES]
 
 
-def whiten_first_conv(model: nn.Module, images: torch.Tensor) -> nn.Conv2d:
-    """Set the first conv's filters to the strongest whitening directions of ``images``
-    (normalized, N C H W) and their negatives, and freeze them."""
+def whiten_first_conv(model: nn.Module, filters: torch.Tensor) -> nn.Conv2d:
+    """Set the first conv's filters to the strongest of ``filters`` (from ``whitening_filters``)
+    and their negatives, and freeze them."""
     conv = first_conv(model)
-    filters = whitening_filters(images, conv.kernel_size[0], conv.dilation[0])
     pairs = min(conv.out_channels // 2, len(filters))
     with torch.no_grad():
         weight = conv.weight.float()  # channels beyond 2 x pairs keep their random start
