@@ -7,6 +7,8 @@ from advconv.cli import main
 from advconv.models import MODELS, create_model
 from advconv.summary import check_rules, summarize
 
+from .conftest import REPO
+
 
 def final_rf(*layers) -> tuple[int, int]:
     return summarize(nn.Sequential(*layers), input_size=32).final_rf
@@ -66,11 +68,16 @@ def test_shipped_models_pass_every_rule(name):
     assert report.passed, str(report)
 
 
+LAYOUT = "C1 C2 C3 C4 then the output, C1-C3 close strided or dilated"
+
+
 @pytest.mark.parametrize("factory, failing_rule", [
     ("with_maxpool", "no max-pooling"),
     ("without_dilation", "dilated conv"),
     ("over_budget", "params < 200,000"),
-    ("small_receptive_field", "receptive field >= 32"),
+    ("small_receptive_field", "receptive field >= 45"),
+    ("block_left_open", LAYOUT),
+    ("arbitrary_sequential", LAYOUT),
 ])
 def test_rule_checker_catches_bad_models(factory, failing_rule):
     from tests import bad_models
@@ -81,6 +88,35 @@ def test_rule_checker_catches_bad_models(factory, failing_rule):
     assert failed == [failing_rule], str(report)
     assert "FAIL" in str(report) and "1 rule(s) failed" in str(report)
     assert bad_models  # imported for the CLI's resolve path above
+
+
+@pytest.mark.parametrize("factory, detail", [
+    ("block_left_open", "c2 closes with neither a stride-2 nor a dilated conv"),
+    ("arbitrary_sequential", "cannot be verified: the net's first children are not blocks named c1, c2, c3, c4 "
+                             "(found 0, 1, 2, 3, 4)"),
+])
+def test_layout_rule_says_which_block_is_open_or_that_it_cannot_tell(factory, detail):
+    from advconv.api import resolve_model
+
+    result = {r.rule: r for r in check_rules(resolve_model(f"tests.bad_models:{factory}")).results}[LAYOUT]
+    assert not result.passed and result.detail == detail
+
+
+def test_layout_rule_names_how_each_block_closes():
+    result = {r.rule: r for r in check_rules(create_model("reference")).results}[LAYOUT]
+    assert result.passed and result.detail == "c1 closes with stride 2, c2 closes with stride 2, c3 closes with stride 2"
+    head_conv = create_model("reference")
+    head_conv.head = nn.Conv2d(64, 10, 3, padding=1)
+    result = {r.rule: r for r in check_rules(head_conv).results}[LAYOUT]
+    assert not result.passed and result.detail.startswith("head after c4 holds a conv larger than 1x1")
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_net_passes_every_rule(path):
+    from advconv.api import resolve_model
+
+    report = check_rules(resolve_model(str(path)))
+    assert report.passed, str(report)
 
 
 def test_depthwise_without_pointwise_is_not_separable():
@@ -132,14 +168,14 @@ def test_summary_says_what_it_cannot_see_in_resnet18():
     rows = {layer.name: layer for layer in s.layers}
     assert rows["layer1.1.conv2"].rf is not None  # identity skips before the first projection are followed
     assert rows["layer2.0.downsample.0"].rf is None and rows["fc"].rf is None
-    rf_rule = {r.rule: r for r in check_rules(torchvision.models.resnet18()).results}["receptive field >= 32"]
+    rf_rule = {r.rule: r for r in check_rules(torchvision.models.resnet18()).results}["receptive field >= 45"]
     assert not rf_rule.passed and rf_rule.detail.startswith("cannot be verified: layer2.0.downsample.0")
 
 
 @pytest.mark.parametrize("factory, rule, detail", [
     ("FunctionalMaxPool", "no max-pooling", "found 1 functional max-pool call(s)"),
-    ("FunctionalMaxPool", "receptive field >= 32", "cannot be verified: body.c2.0.0 (Conv2d) takes a tensor"),
-    ("Upsampled", "receptive field >= 32", "cannot be verified: layers.1 (Upsample) resizes the map"),
+    ("FunctionalMaxPool", "receptive field >= 45", "cannot be verified: body.c2.0.0 (Conv2d) takes a tensor"),
+    ("Upsampled", "receptive field >= 45", "cannot be verified: layers.1 (Upsample) resizes the map"),
 ])
 def test_rules_see_functional_pooling_and_unknown_resizing(factory, rule, detail, capsys):
     assert main(["check", "--model", f"tests.bad_models:{factory}"]) == 1
