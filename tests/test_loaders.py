@@ -91,3 +91,33 @@ def test_each_rank_draws_its_own_albumentations_augmentation():
     again = next(iter(make_loaders(cfg, same, same, STATS, 1, 2)[0](0)))[0]
     assert torch.equal(again, batches[1])  # and reproducibly
 
+
+
+def test_low_res_trains_the_first_epochs_on_downscaled_batches_of_either_pipeline():
+    from advconv.config import load_config
+    from advconv.loaders import make_loaders
+
+    images = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
+    data = ArrayDataset(images, np.arange(32) % 10, tuple("abcdefghij"))
+    for pipeline in ("batched", "albumentations"):
+        cfg = load_config(None, {"pipeline": pipeline, "workers": 0, "batch_size": 16, "epochs": 4,
+                                 "low_res": 16, "low_res_share": 0.5})
+        train_for, test_loader = make_loaders(cfg, data, data, STATS)
+        sizes = [tuple(next(iter(train_for(epoch)))[0].shape[-2:]) for epoch in range(4)]
+        assert sizes == [(16, 16), (16, 16), (32, 32), (32, 32)], pipeline
+        assert len(train_for(0)) == len(train_for(3)) == 2
+        assert next(iter(test_loader))[0].shape[-1] == 32  # evaluation stays at full size
+        small, full = next(iter(train_for(0)))[0], next(iter(train_for(3)))[0]
+        channels_last = [t.is_contiguous(memory_format=torch.channels_last) for t in (small, full)]
+        assert channels_last == [pipeline == "batched"] * 2  # the pipeline's memory layout is kept
+
+
+def test_downscaled_batches_keep_what_the_image_shows():
+    from advconv.loaders import Downscaled
+
+    x = torch.zeros(2, 3, 32, 32)
+    x[:, :, :, 16:] = 1.0  # right half bright
+    small, _ = next(iter(Downscaled([(x, torch.zeros(2))], 8)))
+    assert small.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(small[..., :3], torch.zeros(2, 3, 8, 3))
+    torch.testing.assert_close(small[..., 5:], torch.ones(2, 3, 8, 3))

@@ -40,6 +40,8 @@ class AugmentConfig:
     translate: int = 4
     cutout: float = 0.5
     cutout_size: int = 16
+    low_res: int = 0
+    low_res_share: float = 0.5
 
 
 @dataclass
@@ -114,6 +116,8 @@ HELP = {
     "augment.translate": "batched: max shift in pixels (reflect-padded crop)",
     "augment.cutout": "probability of one square hole filled with the dataset mean",
     "augment.cutout_size": "side of the cutout hole in pixels",
+    "augment.low_res": "train the first epochs on batches downscaled to N pixels, cheaper per epoch (0: off)",
+    "augment.low_res_share": "the share of the epochs trained at low_res; the rest, and every evaluation, at full size",
     "optim.name": "sgd (Nesterov) | adam | adamw",
     "optim.lr": "peak learning rate",
     "optim.momentum": "SGD momentum",
@@ -186,6 +190,9 @@ def validate_config(cfg: Config) -> None:
         ("tta_shift", 0 <= cfg.tta_shift <= 8, "must be in [0, 8] pixels"),
         ("augment.translate", cfg.augment.translate >= 0, "must be >= 0"),
         ("augment.cutout_size", cfg.augment.cutout_size >= 1, "must be >= 1"),
+        ("augment.low_res", cfg.augment.low_res == 0 or 8 <= cfg.augment.low_res < cfg.data.image_size,
+         f"must be 0 (off) or in [8, data.image_size) = [8, {cfg.data.image_size})"),
+        ("augment.low_res_share", 0 <= cfg.augment.low_res_share <= 1, "must be in [0, 1]"),
         ("max_params", cfg.max_params is None or cfg.max_params >= 1, "must be >= 1 or null"),
     ]
     for name in ("hflip", "affine", "cutout"):
@@ -202,8 +209,9 @@ def validate_config(cfg: Config) -> None:
 
 # the augmentations each pipeline applies; the others' fields do nothing there
 PIPELINE_FIELDS = {
-    "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size"),
-    "albumentations": ("hflip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size"),
+    "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size", "low_res", "low_res_share"),
+    "albumentations": ("hflip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size", "low_res",
+                       "low_res_share"),
 }
 
 

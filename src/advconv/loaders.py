@@ -166,6 +166,31 @@ class BatchLoader:
         return mask.unsqueeze(1)
 
 
+class Downscaled:
+    """A training loader whose batches are shrunk to ``size`` pixels square (antialiased
+    bilinear): progressive resizing. Early epochs cost about (size / full size)^2 as much, and
+    global average pooling lets the same net take either size; the last epochs at full size
+    adapt the net and its batch norms to the size it is evaluated at."""
+
+    def __init__(self, loader: Iterable, size: int) -> None:
+        self.loader, self.size = loader, size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            small = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                                    antialias=True, align_corners=False)
+            yield small.contiguous(memory_format=torch.channels_last if x.is_contiguous(
+                memory_format=torch.channels_last) else torch.contiguous_format), y
+
+
+def low_res_epochs(aug: AugmentConfig, epochs: int) -> int:
+    """How many of the first epochs train at ``aug.low_res`` (none when it is 0)."""
+    return round(aug.low_res_share * epochs) if aug.low_res else 0
+
+
 # ---------------------------------------------------------------- assembly
 
 def loader_workers(workers: int | None, cpus: int | None = None) -> int:
@@ -181,8 +206,22 @@ def loader_workers(workers: int | None, cpus: int | None = None) -> int:
 def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
                  rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
                  ) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline.
-    On a CUDA ``device`` the batched pipeline holds the images there."""
+    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline,
+    downscaled in the first epochs with ``augment.low_res``. On a CUDA ``device`` the batched
+    pipeline holds the images there."""
+    full_size_epoch, test_loader = pipeline_loaders(cfg, train, test, stats, rank, world_size, device)
+    small_until = low_res_epochs(cfg.augment, cfg.epochs)
+
+    def train_for(epoch: int) -> Iterable:
+        loader = full_size_epoch(epoch)
+        return Downscaled(loader, cfg.augment.low_res) if epoch < small_until else loader
+    return train_for, test_loader
+
+
+def pipeline_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
+                     rank: int, world_size: int, device: str | torch.device,
+                     ) -> tuple[Callable[[int], Iterable], BatchLoader]:
+    """``make_loaders`` at full size: the training loader of each epoch, and the test loader."""
     device = device if torch.device(device).type == "cuda" else "cpu"
     test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
                               device=device)
