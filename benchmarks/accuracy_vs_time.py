@@ -33,7 +33,7 @@ BASELINE = {"label": "course reference net, seed-style (extrapolated: 100 epochs
 
 
 def curve(path: Path) -> tuple[list[float], list[float]]:
-    rows = list(csv.DictReader(path.open()))
+    rows = [r for r in csv.DictReader(path.open()) if r["test_acc"]]  # tested epochs (eval_every)
     return [float(r["elapsed_s"]) / 60 for r in rows], [float(r["test_acc"]) for r in rows]
 
 

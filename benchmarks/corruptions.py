@@ -1,8 +1,9 @@
 """Accuracy under ordinary image damage, in the manner of CIFAR-10-C: noise, blur, contrast,
-brightness and JPEG, each at three severities, on the test split.
+brightness and JPEG, each at three severities, on the test split (or, with ``--split val``, on
+the validation images a run trained with ``data.val_split`` held out: for choosing recipes).
 
     python benchmarks/corruptions.py --model assignment9 --data ../shared/data/cifar10-jpeg.tar.gz
-        [--model runs/best ...] [--save DIR]
+        [--model runs/best ...] [--split test|val] [--save DIR]
 
 Each corruption is a pure function of the clean test images and a fixed seed, so every model
 is scored on the same damaged copies (``--save DIR`` writes them as .npz). Models are
@@ -25,7 +26,7 @@ from advconv.files import atomic_write
 from advconv.inference import with_views
 from advconv.loaders import BatchLoader
 from advconv.loops import evaluate
-from advconv.report import labelled_for
+from advconv.report import held_out_for, labelled_for
 
 
 def _per_image(images: np.ndarray, fn) -> np.ndarray:
@@ -65,13 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", required=True, help="shipped names, run dirs, .safetensors or .pt")
     parser.add_argument("--data", default=None, help="defaults to the data each model was trained on")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="val: the images each model's run held out of training (data.val_split)")
     parser.add_argument("--save", default=None, metavar="DIR", help="also write each damaged copy as .npz")
     args = parser.parse_args()
     header = f"{'model':<28} {'clean':>6} " + " ".join(f"{n + ' 1/2/3':>24}" for n in CORRUPTIONS) + " mean"
     print(header)
     for source in args.model:
         trained = load_model(source)
-        test = labelled_for(trained, args.data)
+        test = held_out_for(trained, args.data) if args.split == "val" else labelled_for(trained, args.data)
         viewed = with_views(trained.net, trained.record)
 
         def accuracy(images: np.ndarray) -> float:

@@ -121,3 +121,18 @@ def test_downscaled_batches_keep_what_the_image_shows():
     assert small.shape == (2, 3, 8, 8)
     torch.testing.assert_close(small[..., :3], torch.zeros(2, 3, 8, 3))
     torch.testing.assert_close(small[..., 5:], torch.ones(2, 3, 8, 3))
+
+
+def test_downsample_blurs_the_chosen_share_of_a_batch_and_leaves_the_rest():
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 255, (64, 32, 32, 3), dtype=np.uint8), np.arange(64) % 10, tuple("abcdefghij"))
+    plain = AugmentConfig(translate=0, hflip=0, cutout=0)
+    blurred = AugmentConfig(translate=0, hflip=0, cutout=0, downsample=0.5, downsample_min=8)
+    x0, y0 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=plain)))
+    x1, y1 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=blurred)))
+    assert torch.equal(y0, y1)
+    changed = (x0 != x1).flatten(1).any(1)
+    assert 16 < int(changed.sum()) < 48  # about half the batch
+    smoothness = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert smoothness(x1[changed]) < 0.8 * smoothness(x0[changed])  # random noise images get smoother
+    torch.testing.assert_close(x1[changed].mean(), x0[changed].mean(), atol=0.05, rtol=0)  # colour kept

@@ -43,3 +43,21 @@ def test_augmented_samples_show_the_runs_pipeline(image_folder, tmp_path):
             assert np.abs(img.astype(int) - train.images[i]).max() <= 1 and train.labels[i] == label
         holes = load_config(None, {"pipeline": pipeline, "cutout": 1.0, "cutout_size": 8})
         assert not np.array_equal(augmented_samples(holes, train, count=8)[0], images)
+
+
+def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_path, make_config):
+    import pytest
+
+    from advconv.checkpoint import load_model
+    from advconv.data import hold_out, load_dataset
+    from advconv.report import held_out_for
+
+    cfg = make_config(epochs=1, val_split=40)
+    fit(cfg, progress=False)
+    held = held_out_for(load_model(tmp_path / "run" / "last.pt"))
+    train, _ = load_dataset(cfg.data.path, cfg.data.cache_dir)
+    expected = hold_out(train, 40)[1]
+    assert np.array_equal(held.images, expected.images) and np.array_equal(held.labels, expected.labels)
+    fit(make_config(epochs=1, run_dir=str(tmp_path / "plain")), progress=False)
+    with pytest.raises(ValueError, match="trained without data.val_split"):
+        held_out_for(load_model(tmp_path / "plain" / "last.pt"))

@@ -26,6 +26,19 @@ def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, make_config, pipeline)
     assert state["epoch"] == 4 and state["record"]["classes"] == ("circle", "cross", "stripes")
 
 
+def test_eval_every_tests_every_nth_epoch_and_the_last(tmp_path, make_config):
+    from advconv.report import plot_run
+
+    lines = []
+    result = fit(make_config(epochs=5, eval_every=2), log=lines.append, progress=False)
+    assert [h["test_acc"] is not None for h in result.history] == [False, True, False, True, True]
+    assert sum("test not evaluated" in line for line in lines) == 2
+    assert (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1].split(",")[3:5] == ["", ""]
+    assert round(result.best_acc, 3) == max(h["test_acc"] for h in result.history if h["test_acc"] is not None)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] in (2, 4, 5)
+    assert (tmp_path / "run" / "curves.png") in plot_run(tmp_path / "run")
+
+
 @pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in CHOICES["data.pipeline"]]
                          + [("batched", {"whiten": True, "lookahead": True})])
 def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers, monkeypatch):

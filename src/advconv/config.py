@@ -40,6 +40,8 @@ class AugmentConfig:
     translate: int = 4
     cutout: float = 0.5
     cutout_size: int = 16
+    downsample: float = 0.0
+    downsample_min: int = 16
     low_res: int = 0
     low_res_share: float = 0.5
 
@@ -71,6 +73,7 @@ class Config:
     compile: bool = False
     tta: bool = True
     tta_shift: int = 0
+    eval_every: int = 1
     deterministic: bool = False
     max_params: int | None = 200_000
     run_dir: str = "runs/assignment9"
@@ -99,6 +102,7 @@ HELP = {
     "deterministic": "deterministic algorithms only (bitwise-repeatable runs, slower)",
     "max_params": "refuse nets with this many parameters or more (null: no budget)",
     "run_dir": "where checkpoints, metrics, the manifest and figures go",
+    "eval_every": "evaluate every N epochs and after the last (long runs spend less time testing)",
     "target_accuracy": "stop once the evaluated accuracy (%) reaches this (null: never)",
     "data.path": "image-folder directory or .tar.gz (train/<class>/*, test/<class>/*); null: torchvision download",
     "data.cache_dir": "where decoded images are cached as .npz",
@@ -116,6 +120,8 @@ HELP = {
     "augment.translate": "batched: max shift in pixels (reflect-padded crop)",
     "augment.cutout": "probability of one square hole filled with the dataset mean",
     "augment.cutout_size": "side of the cutout hole in pixels",
+    "augment.downsample": "batched: probability of showing an image at a lower resolution (shrunk, then stretched back)",
+    "augment.downsample_min": "batched: the smallest size, in pixels, a downsampled image is shrunk to",
     "augment.low_res": "train the first epochs on batches downscaled to N pixels, cheaper per epoch (0: off)",
     "augment.low_res_share": "the share of the epochs trained at low_res; the rest, and every evaluation, at full size",
     "optim.name": "sgd (Nesterov) | adam | adamw",
@@ -178,6 +184,7 @@ def validate_config(cfg: Config) -> None:
     checks = [
         ("epochs", cfg.epochs >= 1, "must be >= 1"),
         ("batch_size", cfg.batch_size >= 1, "must be >= 1"),
+        ("eval_every", cfg.eval_every >= 1, "must be >= 1"),
         ("data.workers", cfg.data.workers is None or cfg.data.workers >= 0, "must be >= 0 or null"),
         ("data.val_split", cfg.data.val_split >= 0, "must be >= 0"),
         ("data.image_size", 8 <= cfg.data.image_size <= 1024, "must be in [8, 1024] pixels"),
@@ -190,12 +197,14 @@ def validate_config(cfg: Config) -> None:
         ("tta_shift", 0 <= cfg.tta_shift <= 8, "must be in [0, 8] pixels"),
         ("augment.translate", cfg.augment.translate >= 0, "must be >= 0"),
         ("augment.cutout_size", cfg.augment.cutout_size >= 1, "must be >= 1"),
+        ("augment.downsample_min", 8 <= cfg.augment.downsample_min < cfg.data.image_size,
+         f"must be in [8, data.image_size) = [8, {cfg.data.image_size})"),
         ("augment.low_res", cfg.augment.low_res == 0 or 8 <= cfg.augment.low_res < cfg.data.image_size,
          f"must be 0 (off) or in [8, data.image_size) = [8, {cfg.data.image_size})"),
         ("augment.low_res_share", 0 <= cfg.augment.low_res_share <= 1, "must be in [0, 1]"),
         ("max_params", cfg.max_params is None or cfg.max_params >= 1, "must be >= 1 or null"),
     ]
-    for name in ("hflip", "affine", "cutout"):
+    for name in ("hflip", "affine", "cutout", "downsample"):
         checks.append((f"augment.{name}", 0 <= getattr(cfg.augment, name) <= 1, "is a probability in [0, 1]"))
     for path, ok, rule in checks:
         if not ok:
@@ -209,7 +218,8 @@ def validate_config(cfg: Config) -> None:
 
 # the augmentations each pipeline applies; the others' fields do nothing there
 PIPELINE_FIELDS = {
-    "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size", "low_res", "low_res_share"),
+    "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size", "downsample", "downsample_min",
+                "low_res", "low_res_share"),
     "albumentations": ("hflip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size", "low_res",
                        "low_res_share"),
 }

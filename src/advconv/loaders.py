@@ -132,6 +132,8 @@ class BatchLoader:
                     flip = torch.rand(len(sel), generator=g, device=self.device) < self.aug.hflip
                 x = self.augment(x, flip, g)
             x = normalize(x, self.stats)
+            if self.train and self.aug.downsample > 0:
+                x = self._downsample(x, g)
             if self.train and self.aug.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
             if self.channels_last:
@@ -152,6 +154,22 @@ class BatchLoader:
             x = padded.gather(2, rows)
             cols = (dx.view(-1, 1) + torch.arange(w, device=self.device)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
             x = x.gather(3, cols)
+        return x
+
+    def _downsample(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A random share ``aug.downsample`` of a float batch shown at one lower resolution, drawn
+        per batch from [downsample_min, full size): shrunk (antialiased) and stretched back.
+        Pixel-exact shifts and flips never blur; interpolation does, as a camera's focus or a
+        resized photo does."""
+        n, _, h, w = x.shape
+        chosen = torch.rand(n, generator=g, device=self.device) < self.aug.downsample
+        size = int(torch.randint(self.aug.downsample_min, h, (1,), generator=g, device=self.device))
+        if not chosen.any():
+            return x
+        small = torch.nn.functional.interpolate(x[chosen], size=(size, size * w // h), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        x = x.clone()
+        x[chosen] = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
         return x
 
     def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

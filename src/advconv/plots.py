@@ -22,16 +22,18 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
-    """Train and test (or validation) loss and accuracy per epoch."""
+    """Train and test (or validation) loss and accuracy per epoch (tested epochs only, with
+    ``eval_every``)."""
     split = "val" if "val_acc" in history[0] else "test"
     epochs = [h["epoch"] for h in history]
+    tested = [h for h in history if h[f"{split}_acc"] is not None]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], label=split)
+    ax_loss.plot([h["epoch"] for h in tested], [h[f"{split}_loss"] for h in tested], label=split)
     ax_loss.set(title="Loss", xlabel="epoch")
     ax_acc.plot(epochs, [h["train_acc"] for h in history], label="train")
-    ax_acc.plot(epochs, [h[f"{split}_acc"] for h in history], label=split)
-    best = max(h[f"{split}_acc"] for h in history)
+    ax_acc.plot([h["epoch"] for h in tested], [h[f"{split}_acc"] for h in tested], label=split)
+    best = max(h[f"{split}_acc"] for h in tested)
     ax_acc.axhline(best, color="grey", lw=0.8, ls="--")
     ax_acc.set(title=f"Accuracy (best {split} {best:.2f}%)", xlabel="epoch", ylabel="%")
     for ax in (ax_loss, ax_acc):

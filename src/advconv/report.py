@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import InferenceRecord, TrainedModel, load_model
 from .config import Config, DataConfig, config_from_dict
-from .data import ArrayDataset, channel_stats, load_dataset, load_labelled
+from .data import ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
@@ -51,6 +51,15 @@ def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> Array
         return trained_on(trained)[1]  # torchvision's CIFAR-10
     return load_labelled(source, trained.record.classes, data_cfg.get("cache_dir", DataConfig.cache_dir),
                          trained.record.input_size)
+
+
+def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+    """The validation images ``trained``'s run held out of its training data (``data.val_split``):
+    what a choice between recipes is scored on, so that the test set stays unseen."""
+    count = _data_config(trained).get("val_split", 0)
+    if not count:
+        raise ValueError("this model was trained without data.val_split: it has no held-out images to be scored on")
+    return hold_out(trained_on(trained, data)[0], count)[1]
 
 
 def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,

@@ -262,31 +262,40 @@ def train_one_epoch(model: nn.Module, learner: Learner, loader: Iterable, rt: Ru
 
 def end_epoch(cfg: Config, data: RunData, learner: Learner, run: Progress, trained: TrainedEpoch,
               rt: Runtime, say: Callable[[str], None], t0: float, start: float) -> bool:
-    """Rank 0's end of an epoch: evaluate, log, write the run's files; whether the target is reached."""
-    result = evaluate(learner.deployed, data.test, rt, cfg.tta, cfg.tta_shift)
-    say(result.line(SPLIT_NAMES[data.split]))
+    """Rank 0's end of an epoch: evaluate (every ``eval_every`` epochs and after the last), log,
+    write the run's files; whether the target is reached."""
+    epoch = run.epoch + 1
+    result = None
+    if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        result = evaluate(learner.deployed, data.test, rt, cfg.tta, cfg.tta_shift)
+        say(result.line(SPLIT_NAMES[data.split]))
     row = record_epoch(run, trained, result, data.split, learner.optimizer.param_groups[0]["lr"], t0, start)
+    tested = (f"{data.split} loss {result.loss:.4f} acc {result.accuracy:.2f}%" if result is not None
+              else f"{data.split} not evaluated")
     say(f"Epoch {run.epoch}/{cfg.epochs}: train loss {trained.loss:.4f} acc {trained.accuracy:.2f}% | "
-        f"{data.split} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {row['epoch_s']:.1f} s "
-        f"(elapsed {row['elapsed_s']:.1f} s)")
-    save_run(Path(cfg.run_dir), cfg, learner, run, data.record, is_best=result.accuracy >= run.best_acc)
-    return cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
+        f"{tested} | {row['epoch_s']:.1f} s (elapsed {row['elapsed_s']:.1f} s)")
+    is_best = result is not None and result.accuracy >= run.best_acc
+    save_run(Path(cfg.run_dir), cfg, learner, run, data.record, is_best=is_best)
+    return result is not None and cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
 
 
-def record_epoch(run: Progress, trained: TrainedEpoch, result: EvalResult, split: str, lr: float, t0: float,
-                 start: float) -> dict[str, Any]:
+def record_epoch(run: Progress, trained: TrainedEpoch, result: EvalResult | None, split: str, lr: float,
+                 t0: float, start: float) -> dict[str, Any]:
     """Add the epoch's row to the history (the row ``metrics.csv`` gets; ``split`` names the
-    evaluated columns); ``t0``: when the epoch began, ``start``: when this process began."""
+    evaluated columns, empty in an epoch that was not evaluated); ``t0``: when the epoch began,
+    ``start``: when this process began."""
     now = time.perf_counter()
     run.epoch += 1
     row = {
         "epoch": run.epoch, "train_loss": round(trained.loss, 5), "train_acc": round(trained.accuracy, 3),
-        f"{split}_loss": round(result.loss, 5), f"{split}_acc": round(result.accuracy, 3), "lr": lr,
+        f"{split}_loss": round(result.loss, 5) if result is not None else None,
+        f"{split}_acc": round(result.accuracy, 3) if result is not None else None, "lr": lr,
         "train_s": round(trained.seconds, 2), "epoch_s": round(now - t0, 2),
         "elapsed_s": round(run.elapsed_before + now - start, 2),
     }
     run.history.append(row)
-    run.best_acc = max(run.best_acc, result.accuracy)
+    if result is not None:
+        run.best_acc = max(run.best_acc, result.accuracy)
     return row
 
 
