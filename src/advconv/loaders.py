@@ -166,10 +166,8 @@ class BatchLoader:
         size = int(torch.randint(self.aug.downsample_min, h, (1,), generator=g, device=self.device))
         if not chosen.any():
             return x
-        small = torch.nn.functional.interpolate(x[chosen], size=(size, size * w // h), mode="bilinear",
-                                                antialias=True, align_corners=False)
         x = x.clone()
-        x[chosen] = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        x[chosen] = resized(resized(x[chosen], (size, size * w // h)), (h, w))
         return x
 
     def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -182,6 +180,15 @@ class BatchLoader:
         inside = lambda pos, c: (pos - c + half >= 0) & (pos - c + half < size)  # noqa: E731
         mask = inside(ys, cy) & inside(xs, cx) & apply.view(-1, 1, 1)
         return mask.unsqueeze(1)
+
+
+def resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A float batch resized to ``size`` (bilinear; antialiased when shrinking, so that fine
+    detail averages out as it does in a photo taken from farther away), in its memory layout."""
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=size[0] < x.shape[-2],
+                                          align_corners=False)
+    return out.contiguous(memory_format=layout)
 
 
 class Downscaled:
@@ -198,10 +205,7 @@ class Downscaled:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self.loader:
-            small = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                                                    antialias=True, align_corners=False)
-            yield small.contiguous(memory_format=torch.channels_last if x.is_contiguous(
-                memory_format=torch.channels_last) else torch.contiguous_format), y
+            yield resized(x, (self.size, self.size)), y
 
 
 def low_res_epochs(aug: AugmentConfig, epochs: int) -> int:
