@@ -22,8 +22,7 @@ def arbitrary_sequential() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, 2, 1), nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=16), nn.Conv2d(16, 32, 1),
         nn.Conv2d(32, 32, 3, 2, 1), nn.Conv2d(32, 32, 3, 2, 1), nn.Conv2d(32, 32, 3, 1, 1), nn.Conv2d(32, 32, 3, 1, 1),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(32, 10),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
     )
 
 

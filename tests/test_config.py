@@ -61,6 +61,14 @@ def test_shipped_configs_load(path):
     assert isinstance(load_config(path), Config)
 
 
+def test_options_that_are_off_do_not_bound_the_image_size():
+    from advconv.config import validate_config
+
+    validate_config(load_config(None, {"image_size": 16}))  # downsample_min's default 16 only binds when on
+    with pytest.raises(ConfigError, match="augment.downsample_min must be in"):
+        validate_config(load_config(None, {"image_size": 16, "downsample": 0.1}))
+
+
 def test_assignment9_yaml_spells_out_the_defaults():
     assert load_config(REPO / "configs" / "assignment9.yaml") == Config()
 

@@ -130,7 +130,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config
     ({"cutout": 1.5}, r"augment.cutout is a probability in \[0, 1\]"),
     ({"label_smoothing": 1.0}, r"optim.label_smoothing must be in \[0, 1\)"),
     ({"tta_shift": 9}, r"tta_shift must be in \[0, 8\] pixels"),
-    ({"downsample_min": 40}, r"augment.downsample_min must be in \[8, data.image_size\) = \[8, 32\), got 40"),
+    ({"downsample": 0.1, "downsample_min": 40}, r"augment.downsample_min must be in \[8, data.image_size\) = \[8, 32\), got 40"),
     ({"low_res": 32}, r"augment.low_res must be 0 \(off\) or in \[8, data.image_size\) = \[8, 32\), got 32"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"max_params": 100_000, "model": "reference"}, "185,346 parameters; the budget allows fewer than 100,000"),

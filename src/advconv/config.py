@@ -197,7 +197,7 @@ def validate_config(cfg: Config) -> None:
         ("tta_shift", 0 <= cfg.tta_shift <= 8, "must be in [0, 8] pixels"),
         ("augment.translate", cfg.augment.translate >= 0, "must be >= 0"),
         ("augment.cutout_size", cfg.augment.cutout_size >= 1, "must be >= 1"),
-        ("augment.downsample_min", 8 <= cfg.augment.downsample_min < cfg.data.image_size,
+        ("augment.downsample_min", cfg.augment.downsample == 0 or 8 <= cfg.augment.downsample_min < cfg.data.image_size,
          f"must be in [8, data.image_size) = [8, {cfg.data.image_size})"),
         ("augment.low_res", cfg.augment.low_res == 0 or 8 <= cfg.augment.low_res < cfg.data.image_size,
          f"must be 0 (off) or in [8, data.image_size) = [8, {cfg.data.image_size})"),
