@@ -4,6 +4,7 @@ from torch import nn
 
 from advconv.blocks import (
     DepthwiseSeparableConv,
+    GlobalAvgPool,
     SpatiallySeparableConv,
     conv_norm_act,
     create_conv2d,
@@ -136,3 +137,32 @@ def test_get_conv_block_names_the_bad_layer():
         get_conv_block(**block_args(conv_type=["standard", "wavelet", "dilated"]))
     with pytest.raises(ValueError, match=r"layer 2: out_channels: must be a positive integer, got 0"):
         get_conv_block(**block_args(out_channels_list=[8, 16, 0]))
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_global_avg_pool_matches_torch_and_keeps_the_gradient_layout(layout, dtype):
+    """torch's pooling hands channels_last maps an NCHW gradient; ours keeps the maps' layout."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5, 5, dtype=dtype).to(memory_format=layout)
+    pooled, grads, reaching = {}, {}, {}
+    for pool in (nn.AdaptiveAvgPool2d(1), GlobalAvgPool()):
+        xs = x.clone().requires_grad_(True)
+        maps = torch.relu(xs)
+        maps.register_hook(lambda g, kind=type(pool): reaching.setdefault(kind, g))
+        y = pool(maps)
+        (y.float().squeeze() * torch.arange(6.0)).sum().backward()
+        pooled[type(pool)], grads[type(pool)] = y, xs.grad
+    assert torch.equal(pooled[GlobalAvgPool], pooled[nn.AdaptiveAvgPool2d])
+    assert torch.equal(grads[GlobalAvgPool], grads[nn.AdaptiveAvgPool2d])
+    assert reaching[GlobalAvgPool].is_contiguous(memory_format=layout)
+    if layout == torch.channels_last:  # the mismatch GlobalAvgPool exists for
+        assert not reaching[nn.AdaptiveAvgPool2d].is_contiguous(memory_format=layout)
+
+
+def test_global_avg_pool_outside_training_is_torch_pooling():
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    assert GlobalAvgPool().eval()(x).grad_fn.name() == nn.AdaptiveAvgPool2d(1)(x).grad_fn.name()
+    with torch.no_grad():
+        assert torch.equal(GlobalAvgPool()(x), nn.AdaptiveAvgPool2d(1)(x))
+    assert GlobalAvgPool()(x[0]).shape == (3, 1, 1)  # unbatched input, as torch's

@@ -279,6 +279,41 @@ def get_conv_block(
     return nn.Sequential(*layers)
 
 
+class _MeanKeepingLayout(torch.autograd.Function):
+    """Spatial mean to (N, C, 1, 1) whose gradient comes back in the input's memory format."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        return x.mean((2, 3), keepdim=True)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = ctx.shape
+        layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        return (grad / (h * w)).expand(n, c, h, w).contiguous(memory_format=layout)
+
+
+class GlobalAvgPool(nn.AdaptiveAvgPool2d):
+    """``AdaptiveAvgPool2d(1)`` whose backward keeps a channels_last net channels_last.
+
+    torch hands the gradient of a (N, C, 1, 1) pooled output back as an NCHW tensor even when
+    the pooled maps are channels_last; every ReLU, add and conv backward of the last block then
+    mixes the two layouts, which takes a slow path on the CPU (`benchmarks/gap_layout.py`).
+    The values, and the state dict (none), are those of ``AdaptiveAvgPool2d(1)``; outside
+    training it is that module.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and x.dim() == 4 and torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)  # what tracing and export see: torch's own op
+        return _MeanKeepingLayout.apply(x)
+
+
 class Residual(nn.Module):
     """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape."""
 

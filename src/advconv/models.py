@@ -14,8 +14,8 @@ from torch import nn
 
 from .summary import within_budget
 
-from .blocks import (Residual, _positive_int, block_fault, conv_output_size, get_conv_block, norm_error,
-                     same_padding)
+from .blocks import (GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size, get_conv_block,
+                     norm_error, same_padding)
 
 
 LAYER_FIELDS = ("conv_type", "out_channels", "kernel_size", "stride", "padding", "dilation")
@@ -158,7 +158,7 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
             body = nn.Sequential(*wrapped, *parts[done:])
         layers[f"c{b + 1}"] = body
         channels = block.out_channels[-1]
-    layers["gap"] = nn.AdaptiveAvgPool2d(1)
+    layers["gap"] = GlobalAvgPool()
     if spec.dropout:
         layers["dropout"] = nn.Dropout(spec.dropout)
     layers["head"] = nn.Conv2d(channels, spec.num_classes, 1, bias=spec.head_bias)

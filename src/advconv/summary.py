@@ -277,7 +277,7 @@ def check_rules(model: nn.Module, input_size: int = 32, max_params: int = PARAM_
     dilated = [n for n, m in model.named_modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and max(_pair(m.dilation)) > 1]
     gap = [l.name for l in s.layers
-           if l.kind in ("AdaptiveAvgPool2d", "AvgPool2d") and l.output_shape[-2:] == (1, 1)]
+           if l.kind in ("AdaptiveAvgPool2d", "GlobalAvgPool", "AvgPool2d") and l.output_shape[-2:] == (1, 1)]
     has_pointwise_after_dw = any(
         isinstance(b, nn.Conv2d) and _pair(b.kernel_size) == (1, 1) and _is_depthwise(a)
         for a, b in zip(mods, mods[1:])
