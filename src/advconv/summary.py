@@ -130,6 +130,7 @@ def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
 
 
 MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+AVGPOOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)  # subclasses too: blocks.GlobalAvgPool
 RF_KINDS = (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -276,8 +277,8 @@ def check_rules(model: nn.Module, input_size: int = 32, max_params: int = PARAM_
     depthwise = [n for n, m in model.named_modules() if _is_depthwise(m)]
     dilated = [n for n, m in model.named_modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and max(_pair(m.dilation)) > 1]
-    gap = [l.name for l in s.layers
-           if l.kind in ("AdaptiveAvgPool2d", "GlobalAvgPool", "AvgPool2d") and l.output_shape[-2:] == (1, 1)]
+    avgpools = {n for n, m in model.named_modules() if isinstance(m, AVGPOOLS)}
+    gap = [l.name for l in s.layers if l.name in avgpools and l.output_shape[-2:] == (1, 1)]
     has_pointwise_after_dw = any(
         isinstance(b, nn.Conv2d) and _pair(b.kernel_size) == (1, 1) and _is_depthwise(a)
         for a, b in zip(mods, mods[1:])
