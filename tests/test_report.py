@@ -61,3 +61,22 @@ def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_p
     fit(make_config(epochs=1, run_dir=str(tmp_path / "plain")), progress=False)
     with pytest.raises(ValueError, match="trained without data.val_split"):
         held_out_for(load_model(tmp_path / "plain" / "last.pt"))
+
+
+def test_evaluate_scores_a_run_on_its_validation_split(tmp_path, make_config, capsys):
+    from advconv.checkpoint import load_model
+    from advconv.loaders import BatchLoader
+    from advconv.loops import evaluate
+    from advconv.report import held_out_for
+
+    fit(make_config(epochs=1, val_split=40), progress=False)
+    run = tmp_path / "run" / "last.pt"
+    capsys.readouterr()  # the training's own lines
+    assert main(["evaluate", "--model", str(run), "--split", "val", "--no-tta"]) == 0
+    trained = load_model(run)
+    loader = BatchLoader(held_out_for(trained), trained.record.stats, 500, train=False, channels_last=False)
+    expected = evaluate(trained.net, loader).line("Validation")
+    assert capsys.readouterr().out.strip() == expected and "/40 " in expected
+    fit(make_config(epochs=1, run_dir=str(tmp_path / "plain")), progress=False)
+    assert main(["evaluate", "--model", str(tmp_path / "plain"), "--split", "val"]) == 2
+    assert "trained without data.val_split" in capsys.readouterr().err

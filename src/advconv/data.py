@@ -371,6 +371,10 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
+# What a trained model is scored on: the test set, or the images its run held out of training.
+EVAL_SPLITS = ("test", "val")
+
+
 def hold_out(data: ArrayDataset, count: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
     """(the rest, ``count`` images drawn at random): a validation split held out of training.
     The draw depends on ``seed`` alone, so every recipe compared on it sees the same split."""

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import InferenceRecord, TrainedModel, load_model
 from .config import Config, DataConfig, config_from_dict
-from .data import ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
+from .data import EVAL_SPLITS, ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
@@ -63,14 +63,19 @@ def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> Array
 
 
 def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
-                        tta_shift: int | None = None, batch_size: int = 500) -> CheckpointEvaluation:
+                        tta_shift: int | None = None, batch_size: int = 500,
+                        split: str = "test") -> CheckpointEvaluation:
     """Test-set result of a trained model (anything ``load_model`` takes), on ``data`` or the data
-    it was trained on; ``tta`` and ``tta_shift`` default to what the run used."""
+    it was trained on; ``tta`` and ``tta_shift`` default to what the run used. ``split="val"``
+    scores the images the run held out instead, so that test-time views or runs can be compared
+    without looking at the test set."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     trained = load_model(source)
     model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    test = labelled_for(trained, data)
+    test = held_out_for(trained, data) if split == "val" else labelled_for(trained, data)
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
     return CheckpointEvaluation(model, record, trained.provenance, test,
                                 evaluate(model, loader, tta=tta, tta_shift=tta_shift))
