@@ -13,7 +13,7 @@ from pathlib import Path
 from .api import resolve_model
 from .checkpoint import CheckpointError
 from .config import ConfigError, describe_fields, load_config, parse_overrides
-from .data import EVAL_SPLITS, DataError
+from .data import SPLIT_NAMES, DataError
 from .loops import TrainingDiverged
 from .models import MODELS
 from .summary import PARAM_BUDGET, check_rules, summarize
@@ -80,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate_checkpoint
 
     scored = evaluate_checkpoint(args.model, args.data, tta=args.tta, tta_shift=args.tta_shift, split=args.split)
-    print(scored.result.line("Validation" if args.split == "val" else "Test"))
+    print(scored.result.line(SPLIT_NAMES[args.split]))
     return 0
 
 
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test-set accuracy of a trained model")
     add_model_option(p)
     p.add_argument("--data", default=None, help="defaults to the data the model was trained on")
-    p.add_argument("--split", choices=EVAL_SPLITS, default="test",
+    p.add_argument("--split", choices=SPLIT_NAMES, default="test",
                    help="val: the images the run held out of training (data.val_split), to compare "
                         "test-time views or runs without the test set")
     add_view_options(p)

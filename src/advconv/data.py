@@ -371,8 +371,9 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-# What a trained model is scored on: the test set, or the images its run held out of training.
-EVAL_SPLITS = ("test", "val")
+# What a trained model is scored on: the test set, or the images its run held out of training
+# (``data.val_split``); each with the name its result lines carry.
+SPLIT_NAMES = {"test": "Test", "val": "Validation"}
 
 
 def hold_out(data: ArrayDataset, count: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import InferenceRecord, TrainedModel, load_model
 from .config import Config, DataConfig, config_from_dict
-from .data import EVAL_SPLITS, ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
+from .data import SPLIT_NAMES, ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
@@ -69,8 +69,8 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     it was trained on; ``tta`` and ``tta_shift`` default to what the run used. ``split="val"``
     scores the images the run held out instead, so that test-time views or runs can be compared
     without looking at the test set."""
-    if split not in EVAL_SPLITS:
-        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
     trained = load_model(source)
     model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta

@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import (WEIGHTS, InferenceRecord, load_checkpoint, prepare_run_dir, save_checkpoint,
                          save_weights, write_metrics)
 from .config import Config, ConfigError, config_from_dict, unused_options, validate_config
-from .data import channel_stats, dataset_classes, hold_out, load_dataset
+from .data import SPLIT_NAMES, channel_stats, dataset_classes, hold_out, load_dataset
 from .loaders import BatchLoader, make_loaders, normalize
 from .loops import EvalResult, TrainingDiverged, evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
@@ -175,9 +175,6 @@ def checked_spec(cfg: Config) -> NetSpec:
         raise ConfigError(f"optim.whiten needs a first layer of kind {' or '.join(WHITENABLE)}; "
                           f"this net's is {spec.blocks[0].conv_type[0]!r}")
     return spec
-
-
-SPLIT_NAMES = {"test": "Test", "val": "Validation"}
 
 
 def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -> RunData:
