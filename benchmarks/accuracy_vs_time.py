@@ -29,6 +29,8 @@ RUNS = {  # label -> the run's metrics.csv
     "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 200 epochs)": RESULTS / "best_4x4" / "metrics.csv",
     "best, lr 0.2, smoothing 0.1 (configs/experiments/best8.yaml, 180 epochs)": RESULTS / "best8" / "metrics.csv",
     "best (configs/best.yaml, 220 epochs, tested every 10 with 6 views)": RESULTS / "best" / "metrics.csv",
+    "best_long (configs/best_long.yaml, 260 epochs; beside the test suite for a while)":
+        RESULTS / "best_long" / "metrics.csv",
 }
 BASELINE = {"label": "course reference net, seed-style (extrapolated: 100 epochs x 82.6 s measured)",
             "minutes": 100 * 82.6 / 60, "accuracy": 87.12}
