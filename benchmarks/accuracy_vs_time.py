@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 RUNS = {  # label -> the run's metrics.csv
-    "default (configs/assignment9.yaml)": RESULTS / "assignment9" / "metrics.csv",
+    "default (configs/assignment9.yaml: stem8, 36 epochs)": RESULTS / "assignment9_stem8" / "metrics.csv",
+    "default until experiments row 75 (assignment9 net, 45 epochs)": RESULTS / "assignment9" / "metrics.csv",
     "fast (configs/fast.yaml, seed 0)": RESULTS / "fast" / "seed0" / "metrics.csv",
     "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 100 epochs)": RESULTS / "experiments" / "best_100ep" / "metrics.csv",
     "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 200 epochs)": RESULTS / "best_4x4" / "metrics.csv",
@@ -45,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(RESULTS / "accuracy_vs_time.png"))
     args = parser.parse_args()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(9, 7))
     for label, path in RUNS.items():
         minutes, accuracy = curve(path)
         ax.plot(minutes, accuracy, label=f"{label}: {accuracy[-1]:.2f} % in {minutes[-1]:.1f} min")
@@ -60,7 +61,7 @@ def main() -> None:
            ylabel="test accuracy % (CIFAR-10 JPEG q75)", ylim=(70, 95), xscale="log",
            title="Accuracy per CPU-minute: test accuracy after each tested epoch (dots: the final epochs)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below: no curve hidden
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

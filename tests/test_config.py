@@ -152,4 +152,4 @@ def test_every_field_has_its_meaning_and_the_help_lists_them(capsys):
     out = capsys.readouterr().out
     for path, meaning in HELP.items():
         assert f"--{path}" in out and meaning in out
-    assert "(default: 0.0005)" in out and "(default: 'assignment9')" in out
+    assert "(default: 0.0005)" in out and f"(default: {Config().model!r})" in out

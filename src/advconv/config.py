@@ -49,13 +49,13 @@ class AugmentConfig:
 @dataclass
 class OptimConfig:
     name: str = "sgd"
-    lr: float = 0.2
+    lr: float = 0.4
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
     schedule: str = "onecycle"
     warmup: float = 0.2
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     ema: float = 0.0
     whiten: bool = False
     lookahead: bool = False
@@ -63,8 +63,8 @@ class OptimConfig:
 
 @dataclass
 class Config:
-    model: Any = "assignment9"
-    epochs: int = 45
+    model: Any = "stem8"
+    epochs: int = 36
     batch_size: int = 512
     seed: int = 0
     device: str = "auto"
