@@ -186,7 +186,8 @@ def reference_spec() -> NetSpec:
 
 
 def assignment9_spec() -> NetSpec:
-    """Our default: the reference's rules, laid out for speed on a CPU.
+    """The reference's rules, laid out for speed on a CPU (the default net until experiments
+    row 75; configs/fast.yaml trains it).
 
     C1 downsamples at once (little work at 32x32); the dilated conv sits inside C2's residual
     pair; depthwise-separable convs widen C3/C4 cheaply. Every stride-2 conv is a standard
@@ -205,7 +206,8 @@ def stem8_spec() -> NetSpec:
     """assignment9's layout with more of its work where the image's detail is: a 3->16 conv at
     full resolution before C1's stride-2 conv (the stem), and C3 closing on a dilated conv
     instead of a stride-2 one, so that C4 works at 8x8 as CIFAR ResNets end (experiments rows
-    44, 48 and 72). The same rules hold; the MACs grow, the parameters barely.
+    44, 48 and 72-75). The same rules hold; the MACs grow, the parameters barely. The default
+    net, and best.yaml's.
     """
     return NetSpec(blocks=[
         _block((S, 16, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
