@@ -4,6 +4,7 @@ from torch import nn
 
 from advconv.blocks import create_conv2d
 from advconv.cli import main
+from advconv.config import Config
 from advconv.models import MODELS, create_model
 from advconv.summary import check_rules, summarize
 
@@ -134,6 +135,9 @@ def test_cli_summary_and_check(capsys):
     assert "All rules pass." in capsys.readouterr().out
     assert main(["check", "--model", "tests.bad_models:with_maxpool"]) == 1
     assert "[FAIL] no max-pooling" in capsys.readouterr().out
+    assert main(["summary"]) == 0  # no --model: the net the default config trains
+    default_params = sum(p.numel() for p in create_model(Config().model).parameters())
+    assert f"Total params: {default_params:,}" in capsys.readouterr().out
 
 
 def test_cli_unknown_model_is_a_clear_error(capsys):

@@ -29,7 +29,7 @@ __all__ = ["fit", "load_model", "predict", "summary", "check", "create_model", "
 
 def fit(config: str | Path | Config | None = None, *, progress: bool = True, overwrite: bool = False,
         **overrides: Any) -> TrainResult:
-    """Train: ``config`` is a YAML path, a ``Config`` or None (the defaults, assignment9);
+    """Train: ``config`` is a YAML path, a ``Config`` or None (the defaults: configs/assignment9.yaml);
     ``overrides`` set any field by name (``epochs=3``, ``lr=1e-3``, ``data="path/to/data"``)."""
     if "data" in overrides:
         overrides["data.path"] = overrides.pop("data")

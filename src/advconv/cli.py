@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .api import resolve_model
 from .checkpoint import CheckpointError
-from .config import ConfigError, describe_fields, load_config, parse_overrides
+from .config import Config, ConfigError, describe_fields, load_config, parse_overrides
 from .data import SPLIT_NAMES, DataError
 from .loops import TrainingDiverged
 from .models import MODELS
@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("summary", "per-layer table: shapes, params, MACs, receptive field"),
                         ("check", "check the assignment's architecture rules (exit 1 if one fails)")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--model", default="assignment9",
-                       help=f"one of {', '.join(sorted(MODELS))}, a config .yaml, or package.module:attribute")
+        p.add_argument("--model", default=Config().model,
+                       help=f"one of {', '.join(sorted(MODELS))}, a config .yaml, or package.module:attribute "
+                            "(default: the default config's net)")
         p.add_argument("--input-size", type=int, default=None,
                        help="image size (default: a config's data.image_size, else 32)")
         if name == "check":
