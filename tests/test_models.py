@@ -99,6 +99,21 @@ def test_stacked_residuals():
             create_model(spec)
 
 
+def test_zero_init_residual_starts_each_skip_as_the_identity():
+    spec = resolve_spec("stem8").to_dict() | {"zero_init_residual": True}
+    model = create_model(spec)
+    skips = [m for m in model.modules() if isinstance(m, Residual)]
+    assert len(skips) == 3
+    for skip in skips:
+        channels = next(m for m in skip.body.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        x = torch.randn(2, channels, 8, 8)
+        assert torch.equal(skip(x), x)  # the body's last norm scales to zero, its ReLU keeps zero
+    plain = [m for m in create_model("stem8").modules() if isinstance(m, Residual)][0]
+    assert not torch.equal(plain(x := torch.randn(2, 48, 8, 8)), x)
+    with pytest.raises(ValueError, match="zero_init needs a norm layer"):
+        create_model(spec | {"normalization": "none"})
+
+
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="known models: assignment9"):
         resolve_spec("vgg")

@@ -315,11 +315,20 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
 
 
 class Residual(nn.Module):
-    """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape."""
+    """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape.
 
-    def __init__(self, body: nn.Module) -> None:
+    ``zero_init``: the body's last norm starts with zero scale, so the block starts as the
+    identity and the net as a shallower one (Goyal et al., "Accurate, large minibatch SGD").
+    """
+
+    def __init__(self, body: nn.Module, zero_init: bool = False) -> None:
         super().__init__()
         self.body = body
+        if zero_init:
+            norms = [m for m in body.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+            if not norms:
+                raise ValueError("zero_init needs a norm layer in the residual body to start at zero")
+            nn.init.zeros_(norms[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

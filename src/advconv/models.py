@@ -59,6 +59,7 @@ class NetSpec:
     number_of_groups: int | None = None
     head_bias: bool = False
     dropout: float = 0.0
+    zero_init_residual: bool = False  # each skip's body starts at zero: the block starts as the identity
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NetSpec":
@@ -153,7 +154,7 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
         if block.residual is not None:
             parts, wrapped, done = list(body), [], 0
             for start, stop in block.residual_ranges():
-                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop]))]
+                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop]), spec.zero_init_residual)]
                 done = stop
             body = nn.Sequential(*wrapped, *parts[done:])
         layers[f"c{b + 1}"] = body
