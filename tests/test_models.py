@@ -100,7 +100,10 @@ def test_stacked_residuals():
 
 
 def test_zero_init_residual_starts_each_skip_as_the_identity():
-    spec = resolve_spec("stem8").to_dict() | {"zero_init_residual": True}
+    spec = {"base": "stem8", "zero_init_residual": True}  # a registered net, one field changed
+    assert resolve_spec(spec) == NetSpec.from_dict(resolve_spec("stem8").to_dict() | {"zero_init_residual": True})
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        resolve_spec({"base": "vgg"})
     model = create_model(spec)
     skips = [m for m in model.modules() if isinstance(m, Residual)]
     assert len(skips) == 3

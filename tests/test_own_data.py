@@ -47,7 +47,7 @@ def test_images_of_any_size_are_resized_to_the_configured_size(tmp_path, capsys)
     assert load_model(tmp_path / "run").record.input_size == 64 and result.history
     (tmp_path / "c.yaml").write_text("data:\n  image_size: 64\n")
     assert main(["summary", "--model", str(tmp_path / "c.yaml")]) == 0
-    assert "on a 64x64 input" in capsys.readouterr().out  # the summary follows the configured size
+    assert "Final receptive field: 69 on a 64x64 input" in capsys.readouterr().out  # the default net, stem8
 
 
 @pytest.mark.parametrize("layout", ["test_only", "bare"])

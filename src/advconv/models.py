@@ -63,7 +63,10 @@ class NetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NetSpec":
+        """``base: NAME`` starts from a registered net; the other fields given replace its own."""
         data = dict(data)
+        if "base" in data:
+            data = resolve_spec(data.pop("base")).to_dict() | data
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"model: unknown field(s) {sorted(unknown)}")
