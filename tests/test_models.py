@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from advconv.blocks import Residual
+from advconv.blocks import ACTIVATIONS, Residual
 from advconv.models import MODELS, NetSpec, build_net, create_model, resolve_spec, validate_spec
 
 
@@ -53,6 +53,17 @@ def test_unknown_norm_and_fields():
         create_model(spec_dict() | {"widht": 2})
     with pytest.raises(ValueError, match=r"model.blocks\[0\]: unknown field\(s\) \['strides'\]"):
         create_model({"blocks": [{"strides": [1]}]})
+    with pytest.raises(ValueError, match="model.activation: unknown activation 'tanh'; expected one of relu, silu"):
+        create_model(spec_dict() | {"activation": "tanh"})
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_follows_every_conv_but_the_head(name):
+    model = create_model({"base": "stem8", "activation": name})
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    acts = [m for m in model.modules() if type(m) in set(ACTIVATIONS.values())]
+    assert len(acts) == len(convs) and all(type(m) is ACTIVATIONS[name] for m in acts)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_param_budget():

@@ -15,6 +15,15 @@ from torch import nn
 CONV_TYPES = ("standard", "pointwise", "depthwise", "dilated", "spatially_separable", "transpose")
 NORMALIZATIONS = ("batch", "group", "layer", "none")
 
+# the activations a spec may name: ReLU is the course's and the cheapest on a CPU; the smooth
+# ones cost an elementwise pass more (benchmarks/results/layer_costs.txt)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "hardswish": nn.Hardswish,
+}
+
 
 class DepthwiseSeparableConv(nn.Sequential):
     """A k x k depthwise conv (one filter per channel) followed by a 1x1 pointwise conv.

@@ -14,7 +14,7 @@ from torch import nn
 
 from .summary import within_budget
 
-from .blocks import (GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size, get_conv_block,
+from .blocks import (ACTIVATIONS, GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size, get_conv_block,
                      norm_error, same_padding)
 
 
@@ -57,6 +57,7 @@ class NetSpec:
     num_classes: int = 10
     normalization: str = "batch"
     number_of_groups: int | None = None
+    activation: str = "relu"  # a name in blocks.ACTIVATIONS, after every conv but the head
     head_bias: bool = False
     dropout: float = 0.0
     zero_init_residual: bool = False  # each skip's body starts at zero: the block starts as the identity
@@ -95,6 +96,9 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
     for name in ("in_channels", "num_classes"):
         if not _positive_int(getattr(spec, name)):
             raise ValueError(f"model.{name} must be a positive integer, got {getattr(spec, name)!r}")
+    if spec.activation not in ACTIVATIONS:
+        raise ValueError(f"model.activation: unknown activation {spec.activation!r}; "
+                         f"expected one of {', '.join(ACTIVATIONS)}")
     if not 0.0 <= spec.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
 
@@ -151,7 +155,8 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
     for b, block in enumerate(spec.blocks):
         body = get_conv_block(
             block.conv_type, channels, block.out_channels, block.kernel_size, block.stride,
-            block.padding, block.dilation, normalization=spec.normalization,
+            block.padding, block.dilation, activation_fn=ACTIVATIONS[spec.activation],
+            normalization=spec.normalization,
             number_of_groups=spec.number_of_groups,
         )
         if block.residual is not None:
