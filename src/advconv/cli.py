@@ -84,6 +84,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_models
+
+    compared = compare_models(args.first, args.second, args.data, args.split, args.tta, args.tta_shift)
+    print("\n".join(compared.lines(args.first, args.second)))
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .report import plot_run
 
@@ -184,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=SPLIT_NAMES, default="test",
                    help="val: the images the run held out of training (data.val_split), to compare "
                         "test-time views or runs without the test set")
+    add_view_options(p)
+
+    p = sub.add_parser("compare", help="two trained models on the same images: is the gap beyond chance? "
+                                       "(exact McNemar test)")
+    p.add_argument("first", help="a run directory, a .pt checkpoint, a .safetensors, or a shipped name")
+    p.add_argument("second", help="the same kinds")
+    p.add_argument("--data", default=None, help="defaults to the data each model was trained on")
+    p.add_argument("--split", choices=SPLIT_NAMES, default="val",
+                   help="val (default): the images both runs held out of training; test: the test set")
     add_view_options(p)
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run")
