@@ -35,6 +35,9 @@ def test_paired_counts_only_the_images_one_net_gets_right():
     lines = compared.lines("a", "b")
     assert lines[0] == "a  66.67% (4/6)" and lines[1] == "b  50.00% (3/6)"
     assert "no difference beyond chance" in lines[3]
+    assert paired(first, first).lines("a", "a")[3] == "exact McNemar test: p = 1: the two agree on every image"
+    swapped = result([0, 9, 9, 3, 4, 5], targets)  # right on 0, 3, 4, 5: two images each way against first
+    assert paired(first, swapped).lines("a", "b")[3].endswith("a tie: each gets half of the images they disagree on")
 
 
 def test_compare_two_runs_on_their_validation_split(tmp_path, make_config, capsys):

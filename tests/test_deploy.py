@@ -7,10 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from advconv.blocks import ACTIVATIONS
 from advconv.checkpoint import load_checkpoint, model_from_checkpoint
 from advconv.cli import main
 from advconv.data import ChannelStats
 from advconv.inference import export_model, predict_files, preprocess
+from advconv.models import create_model
 from advconv.train import fit
 
 from .conftest import tiny_config
@@ -54,6 +56,19 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
         (onnx_logits,) = session.run(None, {"image": x.numpy()})
         with torch.no_grad():
             np.testing.assert_allclose(onnx_logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"relu"}))  # relu: the trained net above
+def test_onnx_export_of_each_activation_matches_pytorch(activation, tmp_path):
+    import onnxruntime as ort
+
+    block = dict(conv_type=["standard", "depthwise"], out_channels=[8, 16], kernel_size=[3, 3], stride=[2, 1],
+                 padding=[1, 1], dilation=[1, 1])
+    model = create_model({"blocks": [block], "activation": activation}).eval()
+    session = ort.InferenceSession(str(export_model(model, tmp_path / "m.onnx", "onnx")))
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated by torch, still offered

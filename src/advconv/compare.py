@@ -30,7 +30,8 @@ class Comparison:
     def lines(self, first_name: str, second_name: str) -> list[str]:
         width = max(len(first_name), len(second_name))
         better = first_name if self.only_first > self.only_second else second_name
-        verdict = ("the nets tie on every image they disagree on" if self.only_first == self.only_second
+        verdict = ("the two agree on every image" if self.only_first == self.only_second == 0
+                   else "a tie: each gets half of the images they disagree on" if self.only_first == self.only_second
                    else f"{better} is better (p < 0.05)" if self.p_value < 0.05
                    else "no difference beyond chance (p >= 0.05)")
         return [
