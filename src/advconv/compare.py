@@ -62,8 +62,7 @@ def compare_models(first: str | Path, second: str | Path, data: str | None = Non
     """Score two trained models (anything ``load_model`` takes) on the same images and test the gap;
     ``split="val"`` (the default) uses the images both runs held out, so the test set stays unseen."""
     a, b = (evaluate_checkpoint(m, data, tta=tta, tta_shift=tta_shift, split=split) for m in (first, second))
-    if a.test.images.shape != b.test.images.shape or not (
-            np.array_equal(a.test.images, b.test.images) and np.array_equal(a.test.labels, b.test.labels)):
+    if not (np.array_equal(a.test.images, b.test.images) and np.array_equal(a.test.labels, b.test.labels)):
         raise ValueError(f"the two models were scored on different {split} images ({len(a.test)} and "
                          f"{len(b.test)}): compare runs trained on the same data with the same val_split")
     return paired(a.result, b.result)

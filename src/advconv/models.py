@@ -14,8 +14,8 @@ from torch import nn
 
 from .summary import within_budget
 
-from .blocks import (ACTIVATIONS, GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size, get_conv_block,
-                     norm_error, same_padding)
+from .blocks import (ACTIVATIONS, GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size,
+                     get_conv_block, norm_error, same_padding)
 
 
 LAYER_FIELDS = ("conv_type", "out_channels", "kernel_size", "stride", "padding", "dilation")
