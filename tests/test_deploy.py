@@ -58,13 +58,14 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
             np.testing.assert_allclose(onnx_logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"relu"}))  # relu: the trained net above
-def test_onnx_export_of_each_activation_matches_pytorch(activation, tmp_path):
+@pytest.mark.parametrize("changes", [{"activation": name} for name in sorted(set(ACTIVATIONS) - {"relu"})]
+                         + [{"se_reduction": 4}])  # relu without gates: the trained net above
+def test_onnx_export_of_each_net_option_matches_pytorch(changes, tmp_path):
     import onnxruntime as ort
 
-    block = dict(conv_type=["standard", "depthwise"], out_channels=[8, 16], kernel_size=[3, 3], stride=[2, 1],
-                 padding=[1, 1], dilation=[1, 1])
-    model = create_model({"blocks": [block], "activation": activation}).eval()
+    block = dict(conv_type=["standard", "depthwise", "depthwise"], out_channels=[8, 16, 16], kernel_size=[3, 3, 3],
+                 stride=[2, 1, 1], padding=[1, 1, 1], dilation=[1, 1, 1], residual=[2, 3])
+    model = create_model({"blocks": [block]} | changes).eval()
     session = ort.InferenceSession(str(export_model(model, tmp_path / "m.onnx", "onnx")))
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():

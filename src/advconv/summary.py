@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .blocks import Residual
+from .blocks import Residual, SqueezeExcite
 
 PARAM_BUDGET = 200_000
 COURSE_MIN_RF = 45        # the course asks a receptive field above 44 on its 32x32 images
@@ -95,6 +95,15 @@ def _is_leaf(module: nn.Module) -> bool:
     return next(module.children(), None) is None
 
 
+def _units(model: nn.Module) -> list[nn.Module]:
+    """What the summary follows: leaf layers, squeeze-excite gates whole (their pooled side path
+    is no step of the chain: the gate keeps the shape and the receptive field), and ``Residual``
+    blocks, to see skips."""
+    gated = {id(m) for se in model.modules() if isinstance(se, SqueezeExcite) for m in se.modules() if m is not se}
+    return [m for m in model.modules()
+            if id(m) not in gated and (_is_leaf(m) or isinstance(m, (Residual, SqueezeExcite)))]
+
+
 def _rf_step(module: nn.Module, rf: tuple, jump: tuple, in_shape, out_shape) -> tuple[tuple, tuple]:
     """Receptive field and jump after ``module``, given them before it (per axis)."""
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
@@ -126,6 +135,8 @@ def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
         return inp[0].numel() * (module.out_channels // module.groups) * k[0] * k[1]
     if isinstance(module, nn.Linear):
         return module.in_features * module.out_features
+    if isinstance(module, SqueezeExcite):  # two 1x1 convs on the pooled (C, 1, 1) vector
+        return 2 * module.reduce.in_channels * module.reduce.out_channels
     return 0
 
 
@@ -171,8 +182,7 @@ def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> M
     def hook(module, inputs, output):
         events.append((names[module], module, inputs[0], output))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if _is_leaf(m) or isinstance(m, Residual)]
+    handles = [m.register_forward_hook(hook) for m in _units(model)]
     was_training = model.training
     param = next(model.parameters(), None)
     x = torch.zeros(1, in_channels, input_size, input_size, device=param.device if param is not None else "cpu")
