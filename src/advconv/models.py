@@ -102,7 +102,7 @@ def validate_spec(spec: NetSpec, input_size: int = 32, max_params: int | None = 
                          f"expected one of {', '.join(ACTIVATIONS)}")
     if not 0.0 <= spec.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
-    if not (isinstance(spec.se_reduction, int) and not isinstance(spec.se_reduction, bool) and spec.se_reduction >= 0):
+    if spec.se_reduction != 0 and not _positive_int(spec.se_reduction):
         raise ValueError(f"model.se_reduction must be 0 (off) or a positive integer, got {spec.se_reduction!r}")
 
     size, channels, sizes = input_size, spec.in_channels, []
@@ -166,7 +166,8 @@ def build_net(spec: NetSpec, input_size: int = 32, check: bool = True) -> nn.Seq
             parts, wrapped, done = list(body), [], 0
             for start, stop in block.residual_ranges():
                 gate = [SqueezeExcite(block.out_channels[stop - 1], spec.se_reduction)] if spec.se_reduction else []
-                wrapped += parts[done:start] + [Residual(nn.Sequential(*parts[start:stop], *gate), spec.zero_init_residual)]
+                skip = Residual(nn.Sequential(*parts[start:stop], *gate), spec.zero_init_residual)
+                wrapped += parts[done:start] + [skip]
                 done = stop
             body = nn.Sequential(*wrapped, *parts[done:])
         layers[f"c{b + 1}"] = body
