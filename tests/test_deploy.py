@@ -58,18 +58,24 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
             np.testing.assert_allclose(onnx_logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated by torch, still offered
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("changes", [{"activation": name} for name in sorted(set(ACTIVATIONS) - {"relu"})]
                          + [{"se_reduction": 4}])  # relu without gates: the trained net above
-def test_onnx_export_of_each_net_option_matches_pytorch(changes, tmp_path):
+def test_export_of_each_net_option_matches_pytorch(changes, fmt, tmp_path):
     import onnxruntime as ort
 
     block = dict(conv_type=["standard", "depthwise", "depthwise"], out_channels=[8, 16, 16], kernel_size=[3, 3, 3],
                  stride=[2, 1, 1], padding=[1, 1, 1], dilation=[1, 1, 1], residual=[2, 3])
     model = create_model({"blocks": [block]} | changes).eval()
-    session = ort.InferenceSession(str(export_model(model, tmp_path / "m.onnx", "onnx")))
+    path = str(export_model(model, tmp_path / f"m.{fmt}", fmt))
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
-        np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], model(x).numpy(), rtol=1e-4, atol=1e-4)
+        if fmt == "onnx":
+            exported = ort.InferenceSession(path).run(None, {"image": x.numpy()})[0]
+        else:
+            exported = torch.jit.load(path)(x).numpy()
+        np.testing.assert_allclose(exported, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated by torch, still offered

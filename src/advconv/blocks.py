@@ -320,12 +320,13 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and x.dim() == 4 and torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)  # what tracing and export see: torch's own op
-        return spatial_mean(x)
+        return spatial_mean(x, training=True)
 
 
-def spatial_mean(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, 1, 1); in training its gradient keeps the input's memory format."""
-    if x.requires_grad and torch.is_grad_enabled():
+def spatial_mean(x: torch.Tensor, training: bool) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 1, 1). In training its gradient keeps the input's memory format;
+    outside it, it is torch's own mean, which tracing and export can record."""
+    if training and x.requires_grad and torch.is_grad_enabled():
         return _MeanKeepingLayout.apply(x)
     return x.mean((2, 3), keepdim=True)
 
@@ -346,7 +347,7 @@ class SqueezeExcite(nn.Module):
         self.expand = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(spatial_mean(x)))))
+        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(spatial_mean(x, self.training)))))
         return x * gate
 
 
