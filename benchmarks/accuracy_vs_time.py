@@ -29,7 +29,8 @@ RUNS = {  # label -> the run's metrics.csv
     "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 100 epochs)": RESULTS / "experiments" / "best_100ep" / "metrics.csv",
     "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 200 epochs)": RESULTS / "best_4x4" / "metrics.csv",
     "best, lr 0.2, smoothing 0.1 (configs/experiments/best8.yaml, 180 epochs)": RESULTS / "best8" / "metrics.csv",
-    "best (configs/best.yaml, 220 epochs, tested every 10 with 6 views)": RESULTS / "best" / "metrics.csv",
+    "best with ReLU (configs/best.yaml until experiments row 109)": RESULTS / "best_relu" / "metrics.csv",
+    "best (configs/best.yaml: hardswish, 220 epochs, tested every 10 with 6 views)": RESULTS / "best" / "metrics.csv",
     "best_long (configs/best_long.yaml, 260 epochs; beside the test suite for a while)":
         RESULTS / "best_long" / "metrics.csv",
 }
