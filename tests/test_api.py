@@ -65,3 +65,6 @@ def test_summary_and_check():
     assert s.total_params == 186_752 and "Final receptive field" in str(s)
     assert advconv.check("assignment9").passed
     assert not advconv.check(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2))).passed
+    gelu = {"base": "stem8", "activation": "gelu"}  # a model mapping, as configs write one
+    assert advconv.check(gelu).passed
+    assert any(isinstance(m, torch.nn.GELU) for m in advconv.api.resolve_model(gelu).modules())

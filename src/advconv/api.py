@@ -58,14 +58,17 @@ def _input_size(model: Any, given: int | None) -> int:
 
 
 def resolve_model(name: Any) -> nn.Module:
-    """An nn.Module, a loaded model, a NetSpec; or by name: a registered model, a YAML config's
-    model, or ``package.module:attr`` naming an nn.Module, a NetSpec or a factory of one."""
+    """An nn.Module, a loaded model, a NetSpec or a mapping describing one; or by name: a
+    registered model, a YAML config's model, or ``package.module:attr`` naming an nn.Module, a
+    NetSpec or a factory of one."""
     if isinstance(name, TrainedModel):
         return name.net
     if isinstance(name, nn.Module):
         return name
     if isinstance(name, NetSpec):
         return build_net(name)
+    if isinstance(name, dict):  # a mapping describing a net, as a config's model field
+        return create_model(name)
     name = str(name)
     if name in MODELS:
         return create_model(name)
