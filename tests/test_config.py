@@ -126,7 +126,7 @@ def test_alternate_flip_needs_flips():
 
 @pytest.mark.parametrize("pipeline, field, value", [
     ("batched", "rotate", 5.0), ("batched", "affine", 0.0), ("albumentations", "translate", 2),
-    ("albumentations", "alternate_flip", True)])
+    ("albumentations", "downsample", 0.1)])
 def test_options_of_the_other_pipeline_are_named(pipeline, field, value):
     from advconv.config import unused_options
 

@@ -1,11 +1,12 @@
 """The two augmentation pipelines: BatchLoader's torch ops and the albumentations Dataset."""
 
 import numpy as np
+import pytest
 import torch
 
-from advconv.config import AugmentConfig
+from advconv.config import PIPELINE_FIELDS, AugmentConfig, load_config
 from advconv.data import ArrayDataset, ChannelStats
-from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform
+from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform, make_loaders
 
 STATS = ChannelStats((0.5,) * 3, (0.25,) * 3)
 
@@ -41,16 +42,17 @@ def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
     assert (holes.sum(dim=(1, 2)).max() == 256)  # some hole lies fully inside the image
 
 
-def test_alternating_flip_mirrors_each_image_every_other_epoch():
+@pytest.mark.parametrize("pipeline", sorted(PIPELINE_FIELDS))
+def test_alternating_flip_mirrors_each_image_every_other_epoch(pipeline):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
     data = ArrayDataset(images, np.arange(32), tuple(str(i) for i in range(32)))
-    aug = AugmentConfig(translate=0, cutout=0, alternate_flip=True)
-    loader = BatchLoader(data, STATS, 32, train=True, aug=aug)
+    cfg = load_config(None, {"pipeline": pipeline, "alternate_flip": True, "translate": 0, "cutout": 0.0,
+                             "affine": 0.0, "batch_size": 32})
+    train_for = make_loaders(cfg, data, data, STATS)[0]
     views = []
     for epoch in (0, 1, 2):
-        loader.set_epoch(epoch)
-        x, y = next(iter(loader))
+        x, y = next(iter(train_for(epoch)))
         views.append(x[y.argsort()])
     flipped_0 = (views[0] != views[1]).flatten(1).any(1)
     assert torch.equal(views[0], views[2])  # same view every two epochs
@@ -58,6 +60,7 @@ def test_alternating_flip_mirrors_each_image_every_other_epoch():
     expected = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
     plain = ((views[0] - expected).abs() < 1e-4).flatten(1).all(1)
     assert 5 < int(plain.sum()) < 27  # a random half starts unmirrored
+    torch.testing.assert_close(views[1][plain], expected[plain].flip(3))  # mirrored, nothing else
 
 
 def test_albumentations_batches_match_the_test_loader_without_augmentation():

@@ -112,7 +112,7 @@ HELP = {
     "data.val_split": "hold N training images out and evaluate on them instead of the test set (0: off)",
     "data.image_size": "every image is resized (stretched) to this many pixels square",
     "augment.hflip": "probability of a horizontal flip",
-    "augment.alternate_flip": "batched: mirror each image every other epoch instead of at random",
+    "augment.alternate_flip": "mirror each image every other epoch instead of at random",
     "augment.affine": "albumentations: probability of shift-scale-rotate",
     "augment.shift": "albumentations: max shift, as a fraction of the size",
     "augment.scale": "albumentations: max scale change, as a fraction",
@@ -220,8 +220,8 @@ def validate_config(cfg: Config) -> None:
 PIPELINE_FIELDS = {
     "batched": ("hflip", "alternate_flip", "translate", "cutout", "cutout_size", "downsample", "downsample_min",
                 "low_res", "low_res_share"),
-    "albumentations": ("hflip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size", "low_res",
-                       "low_res_share"),
+    "albumentations": ("hflip", "alternate_flip", "affine", "shift", "scale", "rotate", "cutout", "cutout_size",
+                       "low_res", "low_res_share"),
 }
 
 

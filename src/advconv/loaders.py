@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -27,6 +28,18 @@ def normalize(images: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     return (images.float() - mean) / std
 
 
+def flip_phases(n: int, seed: int) -> torch.Tensor:
+    """Alternating flip (airbench): each of ``n`` images is mirrored in every other epoch, from
+    a random start, so two consecutive epochs always show both views instead of a coin flip's
+    repeats. This draws the starts; ``mirrored`` applies them."""
+    return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def mirrored(phase: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images (by their ``flip_phases``) an alternating flip mirrors in ``epoch``."""
+    return (phase + epoch) % 2 == 1
+
+
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     """The seed of one epoch's shuffle or augmentation: a function of (seed, epoch) alone, so a
     resumed run draws exactly what an uninterrupted one would."""
@@ -38,7 +51,8 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
 def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: bool):
     """The course pipeline: flip, shift-scale-rotate (Affine), cutout filled with the mean, to a
     uint8 (C, H, W) tensor. ``normalize`` follows on whole batches (``Normalized``): per image it
-    was a large share of the pipeline's time, and it keeps one home for turning pixels into inputs."""
+    was a large share of the pipeline's time, and it keeps one home for turning pixels into inputs.
+    With ``aug.alternate_flip`` the flip is left to ``AlbumentationsDataset``, which knows the epoch."""
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
@@ -46,8 +60,8 @@ def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: boo
     if train:
         fill = tuple(255.0 * m for m in stats.mean)
         size = aug.cutout_size
+        steps += [] if aug.alternate_flip else [A.HorizontalFlip(p=aug.hflip)]
         steps += [
-            A.HorizontalFlip(p=aug.hflip),
             A.Affine(translate_percent=(-aug.shift, aug.shift), scale=(1 - aug.scale, 1 + aug.scale),
                      rotate=(-aug.rotate, aug.rotate), fill=fill, p=aug.affine),
             A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(size, size),
@@ -57,16 +71,25 @@ def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: boo
 
 
 class AlbumentationsDataset(Dataset):
-    """(uint8 image, label) pairs from an ArrayDataset through an albumentations pipeline."""
+    """(uint8 image, label) pairs from an ArrayDataset through an albumentations pipeline; with
+    ``flip_phase`` (``flip_phases``) each image is first mirrored in every other epoch
+    (``set_epoch``) instead of by the pipeline's coin."""
 
-    def __init__(self, data: ArrayDataset, transform) -> None:
-        self.data, self.transform = data, transform
+    def __init__(self, data: ArrayDataset, transform, flip_phase: torch.Tensor | None = None) -> None:
+        self.data, self.transform, self.flip_phase = data, transform, flip_phase
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(image=self.data.images[i])["image"], int(self.data.labels[i])
+        image = self.data.images[i]
+        if self.flip_phase is not None and mirrored(self.flip_phase[i], self.epoch):
+            image = np.ascontiguousarray(image[:, ::-1])
+        return self.transform(image=image)["image"], int(self.data.labels[i])
 
 
 class Normalized:
@@ -109,10 +132,7 @@ class BatchLoader:
         self.labels = torch.from_numpy(data.labels).to(self.device)
         self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
         self.aug = aug if aug is not None else AugmentConfig()
-        # alternating flip (airbench): each image is mirrored in every other epoch, from a random
-        # start, so two consecutive epochs always show both views instead of a coin flip's repeats
-        self.flip_phase = torch.randint(0, 2, (len(self.labels),), generator=torch.Generator().manual_seed(seed)
-                                        ).to(self.device)
+        self.flip_phase = flip_phases(len(self.labels), seed).to(self.device)
         self.channels_last = channels_last
         self.drop_last = train
         self.rank, self.world_size = rank, world_size
@@ -143,7 +163,7 @@ class BatchLoader:
             x = self.images[sel]
             if self.train:
                 if self.aug.alternate_flip:
-                    flip = (self.flip_phase[sel] + self.epoch) % 2 == 1
+                    flip = mirrored(self.flip_phase[sel], self.epoch)
                 else:
                     flip = torch.rand(len(sel), generator=g, device=self.device) < self.aug.hflip
                 x = self.augment(x, flip, g)
@@ -273,12 +293,14 @@ def pipeline_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats
         return batched_epoch, test_loader
 
     transform = albumentations_transform(stats, cfg.augment, train=True)
-    dataset = AlbumentationsDataset(train, transform)
+    phases = flip_phases(len(train), cfg.seed) if cfg.augment.alternate_flip else None
+    dataset = AlbumentationsDataset(train, transform, phases)
 
     def albumentations_epoch(epoch: int) -> torch.utils.data.DataLoader:
         # the shuffle is the sampler's, shared by all ranks; augmentation draws are each rank's own
         g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, stream=rank))
         transform.set_random_seed(epoch_seed(cfg.seed, epoch, stream=rank))
+        dataset.set_epoch(epoch)
         sampler = None
         if world_size > 1:
             sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, seed=cfg.seed, drop_last=True)
