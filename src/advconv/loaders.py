@@ -35,8 +35,9 @@ def flip_phases(n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed))
 
 
-def mirrored(phase: torch.Tensor, epoch: int) -> torch.Tensor:
-    """Which images (by their ``flip_phases``) an alternating flip mirrors in ``epoch``."""
+def mirrored(phase, epoch: int):
+    """Which images (by their ``flip_phases``, a tensor or an array) an alternating flip mirrors
+    in ``epoch``."""
     return (phase + epoch) % 2 == 1
 
 
@@ -75,7 +76,7 @@ class AlbumentationsDataset(Dataset):
     ``flip_phase`` (``flip_phases``) each image is first mirrored in every other epoch
     (``set_epoch``) instead of by the pipeline's coin."""
 
-    def __init__(self, data: ArrayDataset, transform, flip_phase: torch.Tensor | None = None) -> None:
+    def __init__(self, data: ArrayDataset, transform, flip_phase: np.ndarray | None = None) -> None:
         self.data, self.transform, self.flip_phase = data, transform, flip_phase
         self.epoch = 0
 
@@ -293,7 +294,8 @@ def pipeline_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats
         return batched_epoch, test_loader
 
     transform = albumentations_transform(stats, cfg.augment, train=True)
-    phases = flip_phases(len(train), cfg.seed) if cfg.augment.alternate_flip else None
+    # as numpy: read once per image, where a torch scalar op costs more than the lookup is worth
+    phases = flip_phases(len(train), cfg.seed).numpy() if cfg.augment.alternate_flip else None
     dataset = AlbumentationsDataset(train, transform, phases)
 
     def albumentations_epoch(epoch: int) -> torch.utils.data.DataLoader:
