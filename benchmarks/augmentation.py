@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from advconv.config import AugmentConfig
+from advconv.config import AlbumentationsConfig, AugmentConfig, BatchedConfig
 from advconv.data import ArrayDataset, ChannelStats
 from advconv.loaders import AlbumentationsDataset, BatchLoader, Normalized, albumentations_transform
 
@@ -26,15 +26,15 @@ def main() -> None:
     data = ArrayDataset(rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8),
                         rng.integers(0, 10, args.images), tuple("0123456789"))
     stats = ChannelStats((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
-    aug = AugmentConfig(translate=4, cutout=0.5)
+    aug, batched = AugmentConfig(cutout=0.5), BatchedConfig(translate=4)
 
-    dataset = AlbumentationsDataset(data, albumentations_transform(stats, aug, train=True))
+    dataset = AlbumentationsDataset(data, albumentations_transform(stats, aug, AlbumentationsConfig(), train=True))
     album_loader = Normalized(torch.utils.data.DataLoader(dataset, 512), stats, channels_last=True)
     t = time.perf_counter()
     seen = sum(len(y) for _, y in album_loader)
     album = seen / (time.perf_counter() - t)
 
-    loader = BatchLoader(data, stats, 512, train=True, aug=aug)
+    loader = BatchLoader(data, stats, 512, train=True, aug=aug, batched=batched)
     t = time.perf_counter()
     seen = sum(len(y) for _, y in loader)
     batched = seen / (time.perf_counter() - t)

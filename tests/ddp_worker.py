@@ -13,7 +13,7 @@ from conftest import tiny_config  # torchrun puts this folder first on sys.path
 
 from advconv import loops, train
 from advconv.checkpoint import CheckpointError
-from advconv.cli import USER_ERRORS
+from advconv.errors import AdvconvError
 from advconv.runtime import Runtime
 
 data, workdir = Path(sys.argv[1]), Path(sys.argv[2])
@@ -45,7 +45,7 @@ if fault == "checkpoint_error" and rank == 0:
 cfg = tiny_config(workdir, data, epochs=3 if fault else 2, batch_size=8, precision="fp32", device="cpu")
 try:
     result = train.fit(cfg, progress=False)
-except USER_ERRORS as exc:
+except AdvconvError as exc:
     (workdir / f"rank{rank}.stopped").write_text(str(exc))  # one file per rank: no interleaved output
     sys.exit(2)
 torch.save(result.model.state_dict(), workdir / f"rank{result.rank}.pt")

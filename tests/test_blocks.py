@@ -6,7 +6,6 @@ from advconv.blocks import (
     DepthwiseSeparableConv,
     GlobalAvgPool,
     SpatiallySeparableConv,
-    SqueezeExcite,
     conv_norm_act,
     create_conv2d,
     get_conv_block,
@@ -167,18 +166,3 @@ def test_global_avg_pool_outside_training_is_torch_pooling():
     with torch.no_grad():
         assert torch.equal(GlobalAvgPool()(x), nn.AdaptiveAvgPool2d(1)(x))
     assert GlobalAvgPool()(x[0]).shape == (3, 1, 1)  # unbatched input, as torch's
-
-
-@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
-def test_squeeze_excite_scales_each_channel_and_keeps_the_gradient_layout(layout):
-    torch.manual_seed(0)
-    se = SqueezeExcite(16, reduction=4)
-    assert n_params(se) == 16 * 4 + 4 + 4 * 16 + 16  # two 1x1 convs with biases
-    x = torch.rand(3, 16, 5, 5).to(memory_format=layout).requires_grad_(True)
-    y = se(x)
-    gate = y / x  # one factor per image and channel, the same at every pixel, inside (0, 1)
-    assert torch.allclose(gate, gate[:, :, :1, :1].expand_as(gate)) and (0 < gate).all() and (gate < 1).all()
-    reaching = []
-    x.register_hook(reaching.append)
-    y.backward(torch.randn_like(y))  # the next layer's gradient comes in the maps' layout
-    assert y.is_contiguous(memory_format=layout) and reaching[0].is_contiguous(memory_format=layout)

@@ -8,14 +8,20 @@ import torch
 from PIL import Image
 
 from advconv.blocks import ACTIVATIONS
-from advconv.checkpoint import load_checkpoint, model_from_checkpoint
 from advconv.cli import main
 from advconv.data import ChannelStats
-from advconv.inference import export_model, predict_files, preprocess
-from advconv.models import create_model
+from advconv.export import export_model
+from advconv.inference import predict_files, preprocess
+from advconv.checkpoint import load_checkpoint
+from advconv.hub import create_model, load_model
 from advconv.train import fit
 
 from .conftest import tiny_config
+
+
+def _net_and_record(path):
+    trained = load_model(path)
+    return trained.net, trained.record
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def test_predict_unreadable_file(checkpoint, tmp_path, capsys):
 def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
     import onnxruntime as ort
 
-    model, _ = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, _ = _net_and_record(checkpoint)
     path = export_model(model, tmp_path / "m.onnx", "onnx")
     session = ort.InferenceSession(str(path))
     for batch in (1, 7):
@@ -60,8 +66,8 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated by torch, still offered
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("changes", [{"activation": name} for name in sorted(set(ACTIVATIONS) - {"relu"})]
-                         + [{"se_reduction": 4}])  # relu without gates: the trained net above
+@pytest.mark.parametrize("changes", [{"activation": name} for name in sorted(set(ACTIVATIONS) - {"relu"})])
+# relu: the trained net above
 def test_export_of_each_net_option_matches_pytorch(changes, fmt, tmp_path):
     import onnxruntime as ort
 
@@ -82,7 +88,7 @@ def test_export_of_each_net_option_matches_pytorch(changes, fmt, tmp_path):
 def test_torchscript_export_matches_pytorch(checkpoint, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
                  "--output", str(tmp_path / "m.pt")]) == 0
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = _net_and_record(checkpoint)
     extra = {"record.json": ""}
     scripted = torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
     assert json.loads(extra["record.json"])["classes"] == list(record.classes)
@@ -100,7 +106,7 @@ def test_gradcam_grid(checkpoint, tmp_path):
 def test_gradcam_overlays_have_image_shape(checkpoint):
     from advconv.explain import gradcam_overlays
 
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = _net_and_record(checkpoint)
     images = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
     overlays = gradcam_overlays(model, images, [0, 1, 2], record.stats)
     assert overlays.shape == (3, 32, 32, 3) and overlays.dtype == np.uint8
@@ -124,7 +130,7 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tmp_path, image_f
         assert torch.equal(a[name], b[name]), name
     # only rank 0 writes: one run directory with its checkpoint, no per-rank files
     assert (tmp_path / "run" / "last.pt").exists()
-    assert len(load_checkpoint(tmp_path / "run")["history"]) == 2
+    assert len(load_checkpoint(tmp_path / "run").history) == 2
 
 
 @pytest.mark.slow
@@ -144,9 +150,9 @@ def test_a_fault_on_one_rank_stops_every_rank_with_its_message(tmp_path, image_f
 def test_onnx_export_with_test_time_views_matches_pytorch(checkpoint, tmp_path, capsys):
     import onnxruntime as ort
 
-    from advconv.loops import TestTimeViews
+    from advconv.views import TestTimeViews
 
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = _net_and_record(checkpoint)
     assert record.tta  # the tiny run evaluates with flip views, as the shipped configs do
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "plain.onnx")]) == 0
     assert "--tta bakes the views into the graph" in capsys.readouterr().out
@@ -164,7 +170,7 @@ def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
     path = tmp_path / "img.png"
     image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(image).save(path)
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = _net_and_record(checkpoint)
     x = preprocess(image[None], record.stats)
     with torch.no_grad():
         viewed = with_views(model, record)(x).softmax(1)[0]
@@ -186,7 +192,7 @@ def test_onnx_carries_the_record_and_int8_runs_without_torch(checkpoint, tmp_pat
     assert main(["export", "--model", str(checkpoint), "--tta", "--int8", "--calibration", "48",
                  "--output", str(out)]) == 0
     assert "int8, calibrated on 48 training images" in capsys.readouterr().out
-    model, record = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, record = _net_and_record(checkpoint)
     for path in (out, out.with_suffix(".int8.onnx")):
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(meta["classes"]) == list(record.classes)
@@ -202,4 +208,4 @@ def test_onnx_carries_the_record_and_int8_runs_without_torch(checkpoint, tmp_pat
 
 def test_int8_needs_onnx(checkpoint, capsys):
     assert main(["export", "--model", str(checkpoint), "--format", "torchscript", "--int8"]) == 2
-    assert "--int8 quantizes an ONNX file" in capsys.readouterr().err
+    assert "int8 quantizes an ONNX file" in capsys.readouterr().err

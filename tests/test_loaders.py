@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from advconv.config import PIPELINE_FIELDS, AugmentConfig, load_config
+from advconv.config import SETTINGS, AlbumentationsConfig, AugmentConfig, BatchedConfig, load_config
 from advconv.data import ArrayDataset, ChannelStats
 from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform, make_loaders
 
@@ -27,14 +27,14 @@ def test_batch_loader_is_a_pure_function_of_seed_and_epoch():
 def test_batch_loader_without_augmentation_only_normalizes():
     images = np.full((4, 32, 32, 3), 128, dtype=np.uint8)
     data = ArrayDataset(images, np.zeros(4, dtype=np.int64), ("a",))
-    loader = BatchLoader(data, STATS, 4, train=True, aug=AugmentConfig(translate=0, hflip=0, cutout=0))
+    loader = BatchLoader(data, STATS, 4, train=True, aug=AugmentConfig(hflip=0, cutout=0), batched=BatchedConfig(translate=0))
     x, _ = next(iter(loader))
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
 
 
 def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
     data = ArrayDataset(np.full((8, 32, 32, 3), 200, dtype=np.uint8), np.zeros(8, dtype=np.int64), ("a",))
-    loader = BatchLoader(data, STATS, 8, train=True, aug=AugmentConfig(translate=0, hflip=0, cutout=1.0))
+    loader = BatchLoader(data, STATS, 8, train=True, aug=AugmentConfig(hflip=0, cutout=1.0), batched=BatchedConfig(translate=0))
     x, _ = next(iter(loader))
     holes = (x == 0).all(1)  # filled with the mean == 0 after normalizing
     assert holes.any(dim=(1, 2)).all()
@@ -42,13 +42,13 @@ def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
     assert (holes.sum(dim=(1, 2)).max() == 256)  # some hole lies fully inside the image
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINE_FIELDS))
+@pytest.mark.parametrize("pipeline", SETTINGS["data.pipeline"].choices)
 def test_alternating_flip_mirrors_each_image_every_other_epoch(pipeline):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
     data = ArrayDataset(images, np.arange(32), tuple(str(i) for i in range(32)))
-    cfg = load_config(None, {"pipeline": pipeline, "alternate_flip": True, "translate": 0, "cutout": 0.0,
-                             "affine": 0.0, "batch_size": 32})
+    still = {"batched": {"translate": 0}, "albumentations": {"affine": 0.0}}[pipeline]
+    cfg = load_config(None, {"pipeline": pipeline, "alternate_flip": True, "cutout": 0.0, "batch_size": 32} | still)
     train_for = make_loaders(cfg, data, data, STATS)[0]
     views = []
     for epoch in (0, 1, 2):
@@ -68,7 +68,7 @@ def test_albumentations_batches_match_the_test_loader_without_augmentation():
 
     images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
     data = ArrayDataset(images, np.arange(4), tuple("abcd"))
-    dataset = AlbumentationsDataset(data, albumentations_transform(STATS, AugmentConfig(), train=False))
+    dataset = AlbumentationsDataset(data, albumentations_transform(STATS, AugmentConfig(), AlbumentationsConfig(), train=False))
     image, label = dataset[2]
     assert label == 2 and image.dtype == torch.uint8 and image.shape == (3, 32, 32)  # normalized per batch
     loader = torch.utils.data.DataLoader(dataset, batch_size=4)
@@ -100,43 +100,13 @@ def test_each_rank_draws_its_own_albumentations_augmentation():
 
 
 
-def test_low_res_trains_the_first_epochs_on_downscaled_batches_of_either_pipeline():
-    from advconv.config import load_config
-    from advconv.loaders import make_loaders
-
-    images = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
-    data = ArrayDataset(images, np.arange(32) % 10, tuple("abcdefghij"))
-    for pipeline in ("batched", "albumentations"):
-        cfg = load_config(None, {"pipeline": pipeline, "workers": 0, "batch_size": 16, "epochs": 4,
-                                 "low_res": 16, "low_res_share": 0.5})
-        train_for, test_loader = make_loaders(cfg, data, data, STATS)
-        sizes = [tuple(next(iter(train_for(epoch)))[0].shape[-2:]) for epoch in range(4)]
-        assert sizes == [(16, 16), (16, 16), (32, 32), (32, 32)], pipeline
-        assert len(train_for(0)) == len(train_for(3)) == 2
-        assert next(iter(test_loader))[0].shape[-1] == 32  # evaluation stays at full size
-        small, full = next(iter(train_for(0)))[0], next(iter(train_for(3)))[0]
-        channels_last = [t.is_contiguous(memory_format=torch.channels_last) for t in (small, full)]
-        assert channels_last == [True, True]  # both pipelines deliver the net's layout, at either size
-
-
-def test_downscaled_batches_keep_what_the_image_shows():
-    from advconv.loaders import Downscaled
-
-    x = torch.zeros(2, 3, 32, 32)
-    x[:, :, :, 16:] = 1.0  # right half bright
-    small, _ = next(iter(Downscaled([(x, torch.zeros(2))], 8)))
-    assert small.shape == (2, 3, 8, 8)
-    torch.testing.assert_close(small[..., :3], torch.zeros(2, 3, 8, 3))
-    torch.testing.assert_close(small[..., 5:], torch.ones(2, 3, 8, 3))
-
-
 def test_downsample_blurs_the_chosen_share_of_a_batch_and_leaves_the_rest():
     rng = np.random.default_rng(0)
     data = ArrayDataset(rng.integers(0, 255, (64, 32, 32, 3), dtype=np.uint8), np.arange(64) % 10, tuple("abcdefghij"))
-    plain = AugmentConfig(translate=0, hflip=0, cutout=0)
-    blurred = AugmentConfig(translate=0, hflip=0, cutout=0, downsample=0.5, downsample_min=8)
-    x0, y0 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=plain)))
-    x1, y1 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=blurred)))
+    still = AugmentConfig(hflip=0, cutout=0)
+    plain, blurred = BatchedConfig(translate=0), BatchedConfig(translate=0, downsample=0.5, downsample_min=8)
+    x0, y0 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=still, batched=plain)))
+    x1, y1 = next(iter(BatchLoader(data, STATS, 64, train=True, aug=still, batched=blurred)))
     assert torch.equal(y0, y1)
     changed = (x0 != x1).flatten(1).any(1)
     assert 16 < int(changed.sum()) < 48  # about half the batch

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from advconv.loops import evaluate, tta_views
+from advconv.loops import evaluate
+from advconv.views import tta_views
 
 
 def test_tta_views_are_mirror_and_shifted_copies():

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from advconv.config import CHOICES, OptimConfig
-from advconv.models import create_model
-from advconv.optim import Lookahead, build_ema, build_optimizer, build_scheduler, lr_multiplier
+from advconv.config import SETTINGS, OptimConfig
+from advconv.hub import create_model
+from advconv.optim import build_ema, build_optimizer, build_scheduler, lr_multiplier
 
 
-@pytest.mark.parametrize("name", CHOICES["optim.name"])
+@pytest.mark.parametrize("name", SETTINGS["optim.name"].choices)
 def test_weight_decay_only_on_weights(name):
     model = create_model("assignment9")
     optimizer = build_optimizer(OptimConfig(name=name, weight_decay=1e-3), model)
@@ -18,7 +18,7 @@ def test_weight_decay_only_on_weights(name):
     assert type(optimizer).__name__.lower() == name
 
 
-@pytest.mark.parametrize("schedule", CHOICES["optim.schedule"])
+@pytest.mark.parametrize("schedule", SETTINGS["optim.schedule"].choices)
 def test_schedules_warm_up_then_decay(schedule):
     o = OptimConfig(schedule=schedule, lr=0.1, warmup=0.2)
     optimizer = build_optimizer(o, torch.nn.Linear(2, 2))
@@ -48,22 +48,3 @@ def test_ema_only_when_asked():
     model = torch.nn.Linear(2, 2)
     assert build_ema(OptimConfig(ema=0.0), model) is None
     assert build_ema(OptimConfig(ema=0.99), model) is not None
-
-
-@pytest.mark.parametrize("total", [10, 12])
-def test_lookahead_pulls_every_5_steps_and_at_the_last(total):
-    net = torch.nn.Linear(1, 1, bias=False)
-    lookahead = Lookahead(net, total_steps=total)
-    slow = net.weight.item()
-    for step in range(1, total + 1):
-        net.weight.data += 1.0  # an optimizer step
-        before = net.weight.item()
-        lookahead.step()
-        if step % 5 == 0 or step == total:  # slow <- slow + (1 - keep) (live - slow); live <- slow
-            keep = Lookahead.MAX_PULL * (step / total) ** 3
-            slow = slow + (1 - keep) * (before - slow)
-            assert net.weight.item() == pytest.approx(slow)
-        else:
-            assert net.weight.item() == before  # no pull between
-    assert lookahead.slow[0].item() == pytest.approx(net.weight.item())  # the run ends on the slow weights
-    assert lookahead.state_dict()["steps"] == total

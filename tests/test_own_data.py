@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from advconv.checkpoint import load_checkpoint, load_model
+from advconv.checkpoint import load_checkpoint
+from advconv.hub import load_model
 from advconv.cli import main
-from advconv.config import CHOICES
+from advconv.config import SETTINGS
 from advconv.train import fit
 
 from .conftest import make_image_folder, tiny_config, write_class_images
@@ -26,19 +27,16 @@ def twelve(tmp_path_factory):
 def test_the_net_gets_as_many_outputs_as_the_data_has_classes(tmp_path, twelve, capsys):
     result = fit(tiny_config(tmp_path, twelve, epochs=1), progress=False)
     assert result.model.head.out_channels == 12
-    assert load_checkpoint(tmp_path / "run")["record"]["classes"] == TWELVE
+    assert load_checkpoint(tmp_path / "run").record.classes == TWELVE
     assert main(["train", "--data", str(twelve), "--batch_size", "16", "--epochs", "1", "--no-progress",
                  "--run_dir", str(tmp_path / "cli"), "--cache_dir", str(tmp_path / "cache")]) == 0
 
 
-def test_a_fixed_num_classes_is_checked_before_decoding(tmp_path, twelve, monkeypatch, capsys):
-    from advconv import train as train_mod
-    from advconv.models import resolve_spec
-
-    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: pytest.fail("decoded first"))
-    spec = resolve_spec("assignment9").to_dict() | {"num_classes": 10}
+def test_a_fixed_num_classes_is_checked_before_decoding(tmp_path, twelve, capsys):
+    spec = {"base": "assignment9", "num_classes": 10}
     with pytest.raises(ValueError, match=r"model.num_classes is 10 but the data has 12 classes \(c00, c01"):
         fit(tiny_config(tmp_path, twelve, model=spec), progress=False)
+    assert not list((tmp_path / "cache").glob("*.npz"))  # refused before any image was decoded
 
 
 def test_images_of_any_size_are_resized_to_the_configured_size(tmp_path, capsys):
@@ -77,7 +75,7 @@ def test_predict_a_folder_of_unlabelled_images_to_csv(tmp_path, image_folder, ca
     assert len(rows) == 6 and all(r[1] in ("circle", "cross", "stripes") for r in rows[1:])
 
 
-@pytest.mark.parametrize("schedule", CHOICES["optim.schedule"])
+@pytest.mark.parametrize("schedule", SETTINGS["optim.schedule"].choices)
 def test_fewer_training_images_than_one_batch(tmp_path, image_folder, schedule, capsys):
     assert main(["train", "--data", str(image_folder), "--schedule", schedule, "--batch_size", "512",
                  "--run_dir", str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache"), "--no-progress"]) == 2

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from advconv import train as train_mod
-from advconv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from advconv.checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint
 from advconv.cli import main
-from advconv.config import ConfigError
-from advconv.loops import TrainingDiverged
+from advconv.errors import CheckpointError, ConfigError, TrainingDiverged
 from advconv.train import fit
 
 from .conftest import make_image_folder, tiny_config
@@ -42,16 +41,16 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)  # somewhere inside epoch 2 (or 3): no chance to clean up
     proc.wait()
-    killed_at = load_checkpoint(run_dir)["epoch"]
+    killed_at = load_checkpoint(run_dir).epoch
     assert 1 <= killed_at < 5
 
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     a = load_checkpoint(tmp_path / "straight")
     b = load_checkpoint(run_dir)
-    assert b["epoch"] == 5
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name  # bitwise: fp32, deterministic, CPU
-    assert [h["test_acc"] for h in a["history"]] == [h["test_acc"] for h in b["history"]]
+    assert b.epoch == 5
+    for name, tensor in a.model.items():
+        assert torch.equal(tensor, b.model[name]), name  # bitwise: fp32, deterministic, CPU
+    assert [h["test_acc"] for h in a.history] == [h["test_acc"] for h in b.history]
 
 
 def test_truncated_checkpoint_names_the_file(tmp_path, make_config, capsys):
@@ -62,49 +61,57 @@ def test_truncated_checkpoint_names_the_file(tmp_path, make_config, capsys):
         load_checkpoint(last)
     assert main(["train", "--resume", str(tmp_path / "run")]) == 2
     assert str(last) in capsys.readouterr().err
-    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1  # the other copy is intact
+    assert load_checkpoint(tmp_path / "run" / "best.pt").epoch == 1  # the other copy is intact
+
+
+def small_checkpoint(epoch: int) -> Checkpoint:
+    record = InferenceRecord({}, ("a", "b"), (0.5,) * 3, (0.25,) * 3)
+    return Checkpoint({"w": torch.full((3,), float(epoch))}, record, {}, epoch, 0.0, [], {}, {}, {}, {})
 
 
 def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_checkpoint(path, {"model": {"w": torch.ones(3)}, "config": {}, "epoch": 1})
+    save_checkpoint(path, small_checkpoint(epoch=1))
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(CheckpointError, match=f"cannot write checkpoint {path}: No space left on device"):
-        save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "config": {}, "epoch": 2})
+        save_checkpoint(path, small_checkpoint(epoch=2))
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
+    assert load_checkpoint(path).epoch == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left behind
 
 
 def test_disk_full_during_training_is_a_clear_error(tmp_path, make_config, monkeypatch):
-    real_fsync, calls = os.fsync, []
+    real_fsync, full = os.fsync, []
 
-    def fsync_then_full(fd):
-        calls.append(fd)
-        if len(calls) > 7:  # the start writes manifest.json; epoch 1 last.pt, best.pt, model.safetensors,
-            # model.json, metrics.json, metrics.csv
+    def fsync(fd):
+        if full:
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync_then_full)
+    def log(line: str) -> None:  # the disk fills up as epoch 2 ends, before its files are written
+        if line.startswith("Epoch 2/"):
+            full.append(True)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        fit(make_config(epochs=3), progress=False)
+        fit(make_config(epochs=3), log=log, progress=False)
     monkeypatch.undo()
     run = tmp_path / "run"
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert load_checkpoint(run / "last.pt").epoch == 1
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_unwritable_run_dir_fails_before_training(tmp_path, make_config, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run directory should go")
-    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: pytest.fail("loaded data first"))
+    lines = []
     with pytest.raises(CheckpointError, match="is not writable"):
-        fit(make_config(run_dir=str(blocker / "run")), progress=False)
+        fit(make_config(run_dir=str(blocker / "run")), log=lines.append, progress=False)
+    assert lines == []  # nothing trained, nothing logged
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config, monkeypatch):
@@ -120,18 +127,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config
     with pytest.raises(TrainingDiverged, match=r"epoch 2: loss became nan.*last good checkpoint .*last.pt \(epoch 1\)"):
         fit(make_config(), progress=False)
     state = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert state["epoch"] == 1
-    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert state.epoch == 1
+    assert all(torch.isfinite(t).all() for t in state.model.values() if t.is_floating_point())
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"epochs": 0}, "epochs must be >= 1"),
     ({"lr": -0.1}, "optim.lr must be > 0"),
-    ({"cutout": 1.5}, r"augment.cutout is a probability in \[0, 1\]"),
+    ({"cutout": 1.5}, r"augment.cutout must be in \[0, 1\]"),
     ({"label_smoothing": 1.0}, r"optim.label_smoothing must be in \[0, 1\)"),
-    ({"tta_shift": 9}, r"tta_shift must be in \[0, 8\] pixels"),
-    ({"downsample": 0.1, "downsample_min": 40}, r"augment.downsample_min must be in \[8, data.image_size\) = \[8, 32\), got 40"),
-    ({"low_res": 32}, r"augment.low_res must be 0 \(off\) or in \[8, data.image_size\) = \[8, 32\), got 32"),
+    ({"tta_shift": 9}, r"tta_shift must be in \[0, 8\], got 9"),
+    ({"pipeline": "batched", "downsample": 0.1, "downsample_min": 40},
+     r"batched.downsample_min must be below data.image_size \(32\), got 40"),
+    ({"pipeline": "albumentations", "translate": 2}, "batched.translate set, but data.pipeline is albumentations"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"max_params": 100_000, "model": "reference"}, "185,346 parameters; the budget allows fewer than 100,000"),
     ({"model": {"blocks": [{"conv_type": ["standard"], "out_channels": [8, 8], "kernel_size": [3],
@@ -144,9 +152,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_config
          "dilation": [1]}]}}, "8 channels are not divisible by number_of_groups=3"),
     ({"model": {"normalization": "spectral", "blocks": []}}, "model.blocks: a network needs at least one block"),
 ])
-def test_impossible_configs_fail_before_any_data_is_read(tmp_path, overrides, message, monkeypatch):
-    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: pytest.fail("loaded data first"))
-    cfg = tiny_config(tmp_path, tmp_path / "unused", **overrides)
+def test_impossible_configs_fail_before_any_data_is_read(tmp_path, overrides, message):
+    cfg = tiny_config(tmp_path, tmp_path / "no data here", **overrides)  # reading it would fail otherwise
     with pytest.raises((ValueError, ConfigError), match=message):
         fit(cfg, progress=False)
     assert not (tmp_path / "run").exists()
@@ -183,24 +190,3 @@ def test_checkpoints_load_with_weights_only(tmp_path, make_config):
     fit(make_config(epochs=1), progress=False)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # raises if anything needs pickle
     assert state["epoch"] == 1
-
-
-def test_checkpoints_of_advconv_0_1_still_load_and_resume(tmp_path, make_config):
-    """0.1 stored numpy's RNG state as numpy's own tuple (an array inside) and the record's
-    fields at the top level; both still load, with nothing but that array let through."""
-    import numpy as np
-
-    from advconv.checkpoint import model_from_checkpoint
-    from advconv.runtime import restore_rng
-
-    fit(make_config(epochs=1), progress=False)
-    state = load_checkpoint(tmp_path / "run")
-    record = state.pop("record")
-    state |= {"spec": record["spec"], "classes": record["classes"], "mean": record["mean"], "std": record["std"]}
-    state["rng"]["numpy"] = np.random.get_state()
-    torch.save(state, tmp_path / "old.pt")
-    old = load_checkpoint(tmp_path / "old.pt")
-    model, rebuilt = model_from_checkpoint(old)
-    assert rebuilt.classes == tuple(record["classes"]) and rebuilt.tta == state["config"]["tta"]
-    restore_rng(old["rng"])
-    assert np.random.get_state()[2] == state["rng"]["numpy"][2]

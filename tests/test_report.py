@@ -48,7 +48,7 @@ def test_augmented_samples_show_the_runs_pipeline(image_folder, tmp_path):
 def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_path, make_config):
     import pytest
 
-    from advconv.checkpoint import load_model
+    from advconv.hub import load_model
     from advconv.data import hold_out, load_dataset
     from advconv.report import held_out_for
 
@@ -64,7 +64,7 @@ def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_p
 
 
 def test_evaluate_scores_a_run_on_its_validation_split(tmp_path, make_config, capsys):
-    from advconv.checkpoint import load_model
+    from advconv.hub import load_model
     from advconv.loaders import BatchLoader
     from advconv.loops import evaluate
     from advconv.report import held_out_for

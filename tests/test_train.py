@@ -5,15 +5,14 @@ import re
 import pytest
 import torch
 
-from advconv import train as train_mod
-from advconv.checkpoint import load_checkpoint, model_from_checkpoint
-from advconv.config import CHOICES, load_config
-from advconv.train import fit, resume
+from advconv.checkpoint import load_checkpoint
+from advconv.config import SETTINGS, load_config
+from advconv.train import fit
 
 from .conftest import REPO, tiny_config
 
 
-@pytest.mark.parametrize("pipeline", CHOICES["data.pipeline"])
+@pytest.mark.parametrize("pipeline", SETTINGS["data.pipeline"].choices)
 def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, make_config, pipeline):
     result = fit(make_config(pipeline=pipeline, epochs=4), progress=False)
     assert len(result.history) == 4
@@ -23,7 +22,7 @@ def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, make_config, pipeline)
         assert (run / name).exists(), name
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,train_loss,train_acc")
     state = load_checkpoint(run / "last.pt")
-    assert state["epoch"] == 4 and state["record"]["classes"] == ("circle", "cross", "stripes")
+    assert state.epoch == 4 and state.record.classes == ("circle", "cross", "stripes")
 
 
 def test_eval_every_tests_every_nth_epoch_and_the_last(tmp_path, make_config):
@@ -35,35 +34,35 @@ def test_eval_every_tests_every_nth_epoch_and_the_last(tmp_path, make_config):
     assert sum("test not evaluated" in line for line in lines) == 2
     assert (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1].split(",")[3:5] == ["", ""]
     assert round(result.best_acc, 3) == max(h["test_acc"] for h in result.history if h["test_acc"] is not None)
-    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] in (2, 4, 5)
+    assert load_checkpoint(tmp_path / "run" / "best.pt").epoch in (2, 4, 5)
     assert (tmp_path / "run" / "curves.png") in plot_run(tmp_path / "run")
 
 
-@pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in CHOICES["data.pipeline"]]
-                         + [("batched", {"whiten": True, "lookahead": True})])
-def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers, monkeypatch):
+def interrupt_after(epochs: int):
+    """A log that stops the run (as Ctrl-C would) once ``epochs`` epochs are saved: at the line
+    of the next epoch, before that epoch is written."""
+    def log(line: str) -> None:
+        if line.startswith(f"Epoch {epochs + 1}/"):
+            raise KeyboardInterrupt
+    return log
+
+
+@pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in SETTINGS["data.pipeline"].choices]
+                         + [("batched", {"whiten": True, "ema": 0.9})])
+def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers):
     settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3, **levers)
     straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
-
-    real_epoch, calls = train_mod.train_epoch, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # dies in the middle of the 2nd epoch
-        return real_epoch(*args, **kwargs)
-
     cfg = tiny_config(tmp_path / "b", image_folder, **settings)
-    monkeypatch.setattr(train_mod, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, progress=False)
-    monkeypatch.setattr(train_mod, "train_epoch", real_epoch)
-    assert load_checkpoint(tmp_path / "b" / "run")["epoch"] == 1
-    resumed = resume(cfg.run_dir, progress=False)
+        fit(cfg, log=interrupt_after(1), progress=False)
+    assert load_checkpoint(tmp_path / "b" / "run").epoch == 1
+    resumed = fit(resume_from=cfg.run_dir, progress=False)
 
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert [h["test_acc"] for h in straight.history] == [h["test_acc"] for h in resumed.history]
+    final = load_checkpoint(tmp_path / "b" / "run")
+    assert final.epoch == 3 and final.history == resumed.history
 
 
 def test_progress_and_test_lines_have_the_course_format(make_config, capsys):
@@ -85,17 +84,16 @@ def test_fast_recipe_runs_in_fp32(tmp_path, image_folder):
 def test_ema_weights_are_saved_and_deployed(tmp_path, make_config):
     fit(make_config(epochs=2, ema=0.9), progress=False)
     state = load_checkpoint(tmp_path / "run")
-    assert state["ema"] is not None and state["ema_full"] is not None
-    differs = [not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"]
-               if state["model"][k].is_floating_point()]
+    assert state.ema is not None and state.ema_state is not None
+    differs = [not torch.equal(state.ema[k], state.model[k]) for k in state.model
+               if state.model[k].is_floating_point()]
     assert any(differs)
-    model, _ = model_from_checkpoint(state)  # evaluation and export use the averaged weights
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, state["ema"][k])
+    for k, v in state.net().state_dict().items():  # evaluation and export use the averaged weights
+        assert torch.equal(v, state.ema[k])
 
 
-@pytest.mark.parametrize("optim, schedule", [(name, "onecycle") for name in CHOICES["optim.name"]]
-                         + [("sgd", s) for s in CHOICES["optim.schedule"] if s != "onecycle"])
+@pytest.mark.parametrize("optim, schedule", [(name, "onecycle") for name in SETTINGS["optim.name"].choices]
+                         + [("sgd", s) for s in SETTINGS["optim.schedule"].choices if s != "onecycle"])
 def test_every_optimizer_and_schedule_trains(make_config, optim, schedule):
     lr = 0.05 if optim == "sgd" else 0.003
     history = fit(make_config(epochs=2, name=optim, schedule=schedule, lr=lr), progress=False).history
@@ -130,7 +128,7 @@ def test_a_run_never_replaces_another_unless_asked(tmp_path, make_config):
     assert (run / "last.pt").read_bytes() == before
     fit(make_config(epochs=2), progress=False, overwrite=True)
     assert not (run / "curves.png").exists() and (run / "notes.txt").exists()
-    assert load_checkpoint(run)["epoch"] == 2
+    assert load_checkpoint(run).epoch == 2
 
 
 def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config):
@@ -139,7 +137,7 @@ def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config
     (run / "manifest.json").write_text("{}")  # what a run that failed to load its data leaves
     (run / "curves.png").write_bytes(b"stale")
     fit(make_config(epochs=1), progress=False)
-    assert not (run / "curves.png").exists() and load_checkpoint(run)["epoch"] == 1
+    assert not (run / "curves.png").exists() and load_checkpoint(run).epoch == 1
 
 
 def test_manifest_names_command_config_and_machine(tmp_path, make_config):
@@ -156,9 +154,13 @@ def test_manifest_names_command_config_and_machine(tmp_path, make_config):
     assert isinstance(session["command"], list)
 
 
-def test_fp16_training_with_a_gradient_scaler_runs_and_resumes(tmp_path, make_config):
-    fit(make_config(epochs=1, precision="fp16"), progress=False)
-    state = load_checkpoint(tmp_path / "run")
-    assert state["scaler"]["scale"] > 0  # the scaler's state travels with the checkpoint
-    result = resume(tmp_path / "run", progress=False)
-    assert len(result.history) == 1
+def test_fp16_training_with_a_gradient_scaler_resumes_with_its_scale(tmp_path, make_config):
+    cfg = make_config(epochs=2, precision="fp16")
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, log=interrupt_after(1), progress=False)
+    saved = load_checkpoint(tmp_path / "run")
+    assert saved.epoch == 1 and saved.scaler["scale"] > 0  # the scaler's state travels with the checkpoint
+    result = fit(resume_from=tmp_path / "run", progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2]  # the resumed run trained epoch 2
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in result.history)
+    assert load_checkpoint(tmp_path / "run").scaler["scale"] > 0

@@ -9,7 +9,8 @@ from advconv.checkpoint import load_checkpoint
 from advconv.config import ConfigError, OptimConfig
 from advconv.data import channel_stats, load_dataset
 from advconv.loaders import normalize
-from advconv.models import MODELS, create_model
+from advconv.hub import create_model
+from advconv.models import MODELS
 from advconv.optim import build_optimizer
 from advconv.train import fit
 from advconv.whiten import first_conv, whiten_first_conv, whitening_filters, whitening_sample
@@ -64,7 +65,7 @@ def test_a_whitened_run_ends_with_the_filters_of_its_training_images(tmp_path, m
     expected = whitening_filters(normalize(sample, channel_stats(train.images)), 3)
     pairs = first_conv(result.model).out_channels // 2
     assert torch.allclose(first_conv(result.model).weight[:pairs], expected[:pairs], atol=1e-6)
-    saved = load_checkpoint(tmp_path / "run")["model"]
+    saved = load_checkpoint(tmp_path / "run").model
     assert torch.equal(saved["c1.0.0.weight"], first_conv(result.model).weight)
 
 

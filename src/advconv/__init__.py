@@ -1,35 +1,20 @@
 """advconv: compact CIFAR-10 CNNs built from advanced convolutions."""
 
-from .api import check, fit, load_model, predict, resolve_model, summary
-from .blocks import (
-    DepthwiseSeparableConv,
-    SpatiallySeparableConv,
-    conv_norm_act,
-    create_conv2d,
-    get_conv_block,
-)
-from .config import Config, load_config
-from .models import NetSpec, create_model
-from .summary import check_rules, summarize
-
 __version__ = "0.1.0"
 
+from .api import (TrainedModel, TrainResult, check, compare, create_model, evaluate, explain, export, fit,  # noqa: E402
+                  load_model, plot, predict, predict_files, resolve_model, summary)
+from .blocks import (DepthwiseSeparableConv, SpatiallySeparableConv, conv_norm_act, create_conv2d,  # noqa: E402
+                     get_conv_block)
+from .config import Config, load_config  # noqa: E402
+from .models import NetSpec  # noqa: E402
+from .rules import check_rules  # noqa: E402
+from .summary import summarize  # noqa: E402
+
 __all__ = [
-    "fit",
-    "load_model",
-    "predict",
-    "summary",
-    "check",
-    "create_model",
-    "resolve_model",
-    "Config",
-    "load_config",
-    "NetSpec",
-    "DepthwiseSeparableConv",
-    "SpatiallySeparableConv",
-    "conv_norm_act",
-    "create_conv2d",
-    "get_conv_block",
-    "check_rules",
-    "summarize",
+    "fit", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
+    "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult",
+    "Config", "load_config", "NetSpec",
+    "DepthwiseSeparableConv", "SpatiallySeparableConv", "conv_norm_act", "create_conv2d", "get_conv_block",
+    "check_rules", "summarize",
 ]

@@ -1,36 +1,47 @@
-"""The Python API: the whole toolkit in a few calls.
+"""The Python API: every ``advconv`` command is one call here, and the CLI is a thin layer over it.
 
     import advconv
     result = advconv.fit("configs/fast.yaml", data="../shared/data/cifar10-jpeg.tar.gz", epochs=3)
-    model = advconv.load_model("assignment9")          # shipped weights, or a run dir / .safetensors / .pt
+    model = advconv.load_model("stem8.assignment9")   # shipped weights, or a run dir / .safetensors / .pt
     advconv.predict(model, ["cat.jpg", pil_image, uint8_array, tensor])
-    print(advconv.summary("assignment9")); print(advconv.check(model))
+    print(advconv.summary("stem8")); print(advconv.check(model))
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
-from .checkpoint import TrainedModel, load_model
+from .compare import compare_models as compare
 from .config import Config, apply_overrides, load_config
-from .inference import predict
-from .models import MODELS, NetSpec, build_net, create_model
-from .summary import PARAM_BUDGET, ModelSummary, RulesReport, check_rules, summarize
+from .errors import ConfigError
+from .explain import explain_checkpoint as explain
+from .export import export
+from .hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
+from .inference import predict, predict_files
+from .models import PARAM_BUDGET
+from .report import evaluate_checkpoint as evaluate, plot_run as plot
+from .rules import RulesReport, check_rules
+from .summary import ModelSummary, summarize
 from .train import TrainResult, fit as _fit
 
-__all__ = ["fit", "load_model", "predict", "summary", "check", "create_model", "resolve_model"]
+__all__ = ["fit", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
+           "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult"]
 
 
-def fit(config: str | Path | Config | None = None, *, progress: bool = True, overwrite: bool = False,
-        **overrides: Any) -> TrainResult:
-    """Train: ``config`` is a YAML path, a ``Config`` or None (the defaults: configs/assignment9.yaml);
-    ``overrides`` set any field by name (``epochs=3``, ``lr=1e-3``, ``data="path/to/data"``)."""
+def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | None = None, progress: bool = True,
+        overwrite: bool = False, **overrides: Any) -> TrainResult:
+    """Train: ``config`` is a YAML path, a ``Config`` or None (the defaults, as
+    configs/assignment9.yaml spells them out); ``overrides`` set any field by name (``epochs=3``,
+    ``lr=1e-3``, ``data="path/to/data"``). ``resume_from``: continue the run in that directory
+    exactly as it was configured."""
+    if resume_from is not None:
+        given = (["config"] if config is not None else []) + list(overrides) + (["overwrite"] if overwrite else [])
+        if given:
+            raise ConfigError(f"resuming continues {resume_from} exactly as it was configured, so {', '.join(given)} "
+                              "cannot be given with it; a longer or changed run is a new run, in a new run_dir")
+        return _fit(resume_from=resume_from, progress=progress)
     if "data" in overrides:
         overrides["data.path"] = overrides.pop("data")
     if isinstance(config, Config):
@@ -42,53 +53,12 @@ def fit(config: str | Path | Config | None = None, *, progress: bool = True, ove
 
 def summary(model: Any, input_size: int | None = None) -> ModelSummary:
     """The per-layer table (``print`` it) of anything ``resolve_model`` takes; ``input_size``
-    defaults to a loaded model's own, else 32."""
-    return summarize(resolve_model(model), _input_size(model, input_size))
+    defaults to the model's own (a trained model's, a config's), else 32."""
+    net, size = resolve_with_size(model)
+    return summarize(net, input_size or size)
 
 
 def check(model: Any, input_size: int | None = None, max_params: int = PARAM_BUDGET) -> RulesReport:
     """The assignment's rules on anything ``resolve_model`` takes; ``.passed``, or ``print`` it."""
-    return check_rules(resolve_model(model), _input_size(model, input_size), max_params)
-
-
-def _input_size(model: Any, given: int | None) -> int:
-    if given is not None:
-        return given
-    return model.record.input_size if isinstance(model, TrainedModel) else 32
-
-
-def resolve_model(name: Any) -> nn.Module:
-    """An nn.Module, a loaded model, a NetSpec or a mapping describing one; or by name: a
-    registered model, a YAML config's model, or ``package.module:attr`` naming an nn.Module, a
-    NetSpec or a factory of one."""
-    if isinstance(name, TrainedModel):
-        return name.net
-    if isinstance(name, nn.Module):
-        return name
-    if isinstance(name, NetSpec):
-        return build_net(name)
-    if isinstance(name, dict):  # a mapping describing a net, as a config's model field
-        return create_model(name)
-    name = str(name)
-    if name in MODELS:
-        return create_model(name)
-    if name.endswith((".yaml", ".yml")):
-        return create_model(load_config(name).model)
-    if ":" not in name:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} "
-                         "(or a config .yaml, or package.module:attribute)")
-    module_name, attr = name.split(":", 1)
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import model {name!r}: {exc}") from exc
-    finally:
-        sys.path.pop(0)
-    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, nn.Module)):
-        obj = obj()
-    if isinstance(obj, NetSpec):
-        obj = build_net(obj)
-    if not isinstance(obj, nn.Module):
-        raise ValueError(f"{name} is not an nn.Module, a NetSpec or a factory of one")
-    return obj
+    net, size = resolve_with_size(model)
+    return check_rules(net, input_size or size, max_params)

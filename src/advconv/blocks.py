@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 CONV_TYPES = ("standard", "pointwise", "depthwise", "dilated", "spatially_separable", "transpose")
 NORMALIZATIONS = ("batch", "group", "layer", "none")
 
@@ -195,7 +197,7 @@ def create_conv2d(
     errors = layer_errors(conv_type, in_channels, out_channels, kernel_size, stride, padding, dilation)
     if errors:
         field, reason = errors[0]
-        raise ValueError(f"{field}: {reason}")
+        raise ConfigError(f"{field}: {reason}")
 
     if conv_type == "depthwise":
         return DepthwiseSeparableConv(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
@@ -213,7 +215,7 @@ def norm_layer(normalization: str, channels: int, number_of_groups: int | None =
     """Batch, group or layer norm (layer norm = one group over C, H, W), or none."""
     fault = norm_error(normalization, number_of_groups, channels)
     if fault:
-        raise ValueError(f"{fault[0]}: {fault[1]}")
+        raise ConfigError(f"{fault[0]}: {fault[1]}")
     if normalization == "batch":
         return nn.BatchNorm2d(channels)
     if normalization == "group":
@@ -273,7 +275,7 @@ def get_conv_block(
     fault = block_fault(lists, in_channels, normalization, number_of_groups, bare_last=last_layer)
     if fault:
         where = "get_conv_block" if fault.layer is None else f"get_conv_block layer {fault.layer}"
-        raise ValueError(f"{where}: {fault.field + ': ' if fault.field else ''}{fault.reason}")
+        raise ConfigError(f"{where}: {fault.field + ': ' if fault.field else ''}{fault.reason}")
 
     layers: list[nn.Module] = []
     channels = in_channels
@@ -320,53 +322,15 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and x.dim() == 4 and torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)  # what tracing and export see: torch's own op
-        return spatial_mean(x, training=True)
-
-
-def spatial_mean(x: torch.Tensor, training: bool) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, 1, 1). In training its gradient keeps the input's memory format;
-    outside it, it is torch's own mean, which tracing and export can record."""
-    if training and x.requires_grad and torch.is_grad_enabled():
         return _MeanKeepingLayout.apply(x)
-    return x.mean((2, 3), keepdim=True)
-
-
-class SqueezeExcite(nn.Module):
-    """Scales each channel by a gate in (0, 1) computed from the whole map (Hu et al.,
-    "Squeeze-and-Excitation Networks"): global context for a few parameters, ``2 C^2 / reduction``.
-
-    Its pooling is a plain mean, not a pooling module, so that the rules' "global average
-    pooling" still means the net's own head; the summary counts it as one layer that keeps the
-    shape and the receptive field (the gate sees the whole image, as the head's pooling does).
-    """
-
-    def __init__(self, channels: int, reduction: int) -> None:
-        super().__init__()
-        hidden = max(1, channels // reduction)
-        self.reduce = nn.Conv2d(channels, hidden, 1)
-        self.expand = nn.Conv2d(hidden, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(spatial_mean(x, self.training)))))
-        return x * gate
 
 
 class Residual(nn.Module):
-    """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape.
+    """``x + body(x)``: lets deeper blocks train fast; the body must keep the shape."""
 
-    ``zero_init``: the body's last norm starts with zero scale, so the block starts as the
-    identity and the net as a shallower one (Goyal et al., "Accurate, large minibatch SGD").
-    """
-
-    def __init__(self, body: nn.Module, zero_init: bool = False) -> None:
+    def __init__(self, body: nn.Module) -> None:
         super().__init__()
         self.body = body
-        if zero_init:
-            norms = [m for m in body.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
-            if not norms:
-                raise ValueError("zero_init needs a norm layer in the residual body to start at zero")
-            nn.init.zeros_(norms[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
-

@@ -1,20 +1,18 @@
-"""A run's files: checkpoints, shareable weights and metrics, written atomically, and the
-record inference needs.
+"""A trained net on disk: checkpoints to resume from, and weights to share.
 
-A checkpoint (``last.pt``, ``best.pt``) is one dict: the weights to deploy (``model``, or
-``ema`` when averaged), the ``InferenceRecord`` (what feeding the net needs), the ``config``,
-and the training state that makes a resume bit-exact (optimizer, scheduler, EMA state, RNG
-states, epoch, history). It holds tensors and plain values only and is read with
-``torch.load(weights_only=True)``: a file that needs anything else is refused, unrun.
+A checkpoint (``last.pt``, ``best.pt``) is a ``Checkpoint``: the weights, the
+``InferenceRecord`` (what feeding the net needs), the config, and the training state that
+makes a resume bit-exact (optimizer, scheduler, EMA, RNG states, epoch, history). On disk it
+is a dict of tensors and plain values, read with ``torch.load(weights_only=True)``: a file
+that needs anything else is refused, unrun.
 
-The weights to share are ``model.safetensors`` (tensors only, no pickle at all) with
-``model.json`` beside it (the record and where the weights came from).
+The weights to share are a ``.safetensors`` file (tensors only, no pickle at all) with a
+``.json`` beside it (the record and where the weights came from).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import json
 import pickle
 import re
@@ -22,17 +20,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from .data import ChannelStats
-from .files import atomic_write, atomic_write_bytes, ensure_writable_dir
+from .errors import CheckpointError
+from .files import atomic_write, atomic_write_bytes
 from .models import build_net, resolve_spec
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or written; the message names the file."""
 
 
 @dataclass
@@ -61,30 +55,61 @@ class InferenceRecord:
             data[key] = tuple(data[key])
         return cls(**data)
 
+    def build(self) -> nn.Module:
+        """The net this record describes, untrained."""
+        return build_net(resolve_spec(self.spec), self.input_size)
+
+
+@dataclass
+class Checkpoint:
+    """A run after a finished epoch: what to deploy, and all a bit-exact resume needs."""
+
+    model: dict[str, torch.Tensor]      # the trained weights
+    record: InferenceRecord
+    config: dict[str, Any]              # Config.to_dict()
+    epoch: int                          # epochs finished
+    best_acc: float                     # the best evaluated accuracy so far (%)
+    history: list[dict[str, Any]]       # one row per epoch, as in metrics.csv
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    scaler: dict[str, Any]              # the fp16 loss scale
+    rng: dict[str, Any]                 # every global RNG's state (runtime.rng_state)
+    ema: dict[str, torch.Tensor] | None = None        # the averaged weights, deployed when present
+    ema_state: dict[str, Any] | None = None           # the EMA module's own state, to resume it
+
+    @property
+    def deployed(self) -> dict[str, torch.Tensor]:
+        """The weights that were evaluated and are shipped: the EMA's when the run kept one."""
+        return self.ema if self.ema is not None else self.model
+
+    def net(self) -> nn.Module:
+        """The trained net, in eval mode."""
+        net = self.record.build()
+        net.load_state_dict(self.deployed)
+        return net.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return state | {"record": self.record.to_dict()}
+
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any]) -> "InferenceRecord":
-        if "record" in state:
-            return cls.from_dict(state["record"])
-        # checkpoints written before the record existed kept its fields at the top level
-        cfg = state["config"]
-        return cls(state["spec"], tuple(state["classes"]), tuple(state["mean"]), tuple(state["std"]),
-                   tta=cfg.get("tta", False), tta_shift=cfg.get("tta_shift", 0))
+    def from_dict(cls, state: dict[str, Any]) -> "Checkpoint":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in state.items() if k in names} | {"record": InferenceRecord.from_dict(state["record"])})
 
 
-# checkpoints of advconv 0.1 kept numpy's RNG state as an array: let exactly that through
-_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-LEGACY_ARRAYS = [_multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     path = Path(path)
     try:
-        atomic_write(path, lambda f: torch.save(state, f))
+        atomic_write(path, lambda f: torch.save(checkpoint.to_dict(), f))
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+REQUIRED = {f.name for f in dataclasses.fields(Checkpoint) if f.default is dataclasses.MISSING}
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
     """A checkpoint file, or a run directory's ``last.pt``; CheckpointError naming the file."""
     path = Path(path)
     if path.is_dir():
@@ -92,8 +117,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(LEGACY_ARRAYS):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found:
@@ -105,20 +129,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else ""  # torch's own words run to a page
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
                               f"{type(exc).__name__}: {first}") from exc
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise CheckpointError(f"{path} is not an advconv checkpoint (no model/config inside)")
-    return state
+    if not isinstance(state, dict) or not REQUIRED <= set(state):
+        missing = sorted(REQUIRED - set(state)) if isinstance(state, dict) else ["everything"]
+        raise CheckpointError(f"{path} is not an advconv checkpoint (missing: {', '.join(missing)})")
+    return Checkpoint.from_dict(state)
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, InferenceRecord]:
-    """The trained network (eval mode; the averaged weights when the run kept an EMA) and its record."""
-    record = InferenceRecord.from_checkpoint(state)
-    model = build_net(resolve_spec(record.spec), record.input_size)
-    model.load_state_dict(state.get("ema") or state["model"])
-    return model.eval(), record
-
-
-WEIGHTS = "model.safetensors"  # beside the checkpoints: the deployed weights, the record in model.json
 
 
 def save_weights(path: str | Path, weights: dict[str, torch.Tensor], record: InferenceRecord,
@@ -148,79 +164,6 @@ def load_weights(path: str | Path) -> tuple[nn.Module, InferenceRecord, dict[str
         raise CheckpointError(f"weights not found: {exc.filename} (a .safetensors needs its .json beside it)") from None
     except (ValueError, KeyError, TypeError, SafetensorError, OSError) as exc:
         raise CheckpointError(f"weights {path} are unreadable: {type(exc).__name__}: {exc}") from None
-    model = build_net(resolve_spec(record.spec), record.input_size)
+    model = record.build()
     model.load_state_dict(weights)
     return model.eval(), record, meta.get("provenance", {})
-
-
-SHIPPED = Path(__file__).resolve().parent / "weights"  # trained weights that come with the package
-
-
-def shipped_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
-
-
-@dataclass
-class TrainedModel:
-    """A trained net ready to use: eval mode, its inference record, and where it came from
-    (the run's config and epoch, or the provenance shipped with the weights)."""
-
-    net: nn.Module
-    record: InferenceRecord
-    provenance: dict[str, Any]
-
-
-def load_model(source: str | Path) -> TrainedModel:
-    """A shipped name (``assignment9``), a run directory, a ``.safetensors`` (with its ``.json``)
-    or a ``.pt`` checkpoint; only the checkpoint is a pickle, read with ``weights_only``."""
-    if isinstance(source, str) and source in shipped_names():
-        source = SHIPPED / f"{source}.safetensors"
-    path = Path(source)
-    if path.is_dir():
-        path = path / WEIGHTS if (path / WEIGHTS).exists() else path / "last.pt"
-    if path.suffix == ".safetensors":
-        return TrainedModel(*load_weights(path))
-    if path.suffix in (".pt", ".pth") or path.exists():
-        state = load_checkpoint(path)
-        net, record = model_from_checkpoint(state)
-        return TrainedModel(net, record, {"config": state["config"], "epoch": state.get("epoch")})
-    raise CheckpointError(f"no model at {source}: give a run directory, a .pt checkpoint, a .safetensors "
-                          f"or a shipped name ({', '.join(shipped_names()) or 'none shipped'})")
-
-
-def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
-    """``metrics.json`` and ``metrics.csv``: one row per finished epoch."""
-    run_dir = Path(run_dir)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    try:
-        atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
-        atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
-    except OSError as exc:
-        raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
-
-
-RUN_FILES = ("*.pt", "metrics.json", "metrics.csv", "manifest.json", "*.png", "*.onnx")  # what a run writes
-TRAINED = ("*.pt", "metrics.json", "metrics.csv")  # what only a run that finished an epoch leaves
-
-
-def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False) -> None:
-    """Before training, not after the first epoch: the run directory must be writable, and a new
-    run may not replace a trained one unless ``overwrite``. A new run first deletes what an earlier
-    run wrote there (checkpoints, metrics, manifest, figures, exports; nothing else)."""
-    run_dir = Path(run_dir)
-    found = lambda patterns: sorted(f for p in patterns for f in run_dir.glob(p) if f.is_file())  # noqa: E731
-    trained = found(TRAINED) if new_run else []
-    if trained and not overwrite:
-        raise CheckpointError(
-            f"run directory {run_dir} already holds a run ({', '.join(f.name for f in trained)}); "
-            f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
-            "or choose another --run_dir")
-    try:
-        for f in found(RUN_FILES) if new_run else []:
-            f.unlink()
-        ensure_writable_dir(run_dir)
-    except OSError as exc:
-        raise CheckpointError(f"run directory {run_dir} is not writable: {exc.strerror or exc}") from exc

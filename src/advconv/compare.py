@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from .errors import ConfigError
 from .loops import EvalResult
 from .report import evaluate_checkpoint
 
@@ -63,6 +64,6 @@ def compare_models(first: str | Path, second: str | Path, data: str | None = Non
     ``split="val"`` (the default) uses the images both runs held out, so the test set stays unseen."""
     a, b = (evaluate_checkpoint(m, data, tta=tta, tta_shift=tta_shift, split=split) for m in (first, second))
     if not (np.array_equal(a.test.images, b.test.images) and np.array_equal(a.test.labels, b.test.labels)):
-        raise ValueError(f"the two models were scored on different {split} images ({len(a.test)} and "
+        raise ConfigError(f"the two models were scored on different {split} images ({len(a.test)} and "
                          f"{len(b.test)}): compare runs trained on the same data with the same val_split")
     return paired(a.result, b.result)

@@ -23,14 +23,11 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .config import DataConfig
+from .errors import DataError
 from .files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
 CACHE_VERSION = 2
-
-
-class DataError(RuntimeError):
-    """The dataset cannot be found, read or decoded; the message says what to do."""
 
 
 @dataclass

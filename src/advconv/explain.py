@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from .data import ChannelStats
+from .errors import ConfigError
 from .inference import preprocess
 from .plots import plot_image_grid
 
@@ -17,7 +18,7 @@ def default_target_layer(model: nn.Module) -> nn.Module:
     """The last block whose output still has a spatial map (c4 in the C1-C4 nets)."""
     blocks = [m for name, m in model.named_children() if name.startswith("c")]
     if not blocks:
-        raise ValueError("cannot find a conv block (c1..cN) to explain; pass a target layer")
+        raise ConfigError("cannot find a conv block (c1..cN) to explain; pass a target layer")
     return blocks[-1]
 
 
@@ -49,9 +50,9 @@ def explain_checkpoint(source: str | Path, output: str | Path, data: str | None 
     else:
         chosen = np.asarray(indices, dtype=np.int64)
         if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(targets)):
-            raise ValueError(f"test image indices must lie in 0..{len(targets) - 1}")
+            raise ConfigError(f"test image indices must lie in 0..{len(targets) - 1}")
     if len(chosen) == 0:
-        raise ValueError("no images to explain (no misclassified test image found)")
+        raise ConfigError("no images to explain (no misclassified test image found)")
     overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], record.stats)
     names = record.classes
     pairs = np.stack([test.images[chosen], overlays], axis=1).reshape(-1, *overlays.shape[1:])

@@ -1,13 +1,9 @@
-"""Using a trained net: top-k predictions for image files, and export to ONNX / TorchScript."""
+"""Using a trained net: top-k predictions for images in any form, and the CSV of them."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import json
-import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -17,13 +13,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import InferenceRecord, TrainedModel, load_model
+from .checkpoint import InferenceRecord
 from .data import ChannelStats, decode_image, image_array
-from .files import atomic_write, atomic_write_bytes
+from .files import atomic_write_bytes
+from .hub import TrainedModel, load_model
 from .loaders import normalize
-from .loops import TestTimeViews
-
-EXPORT_FORMATS = ("onnx", "torchscript")
+from .views import TestTimeViews
 
 
 def preprocess(images: np.ndarray, stats: ChannelStats) -> torch.Tensor:
@@ -113,83 +108,3 @@ def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = Non
     """``model`` averaging over the record's test-time views, or over the ones given."""
     return TestTimeViews(model, record.tta if tta is None else tta,
                          record.tta_shift if tta_shift is None else tta_shift)
-
-
-def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32,
-                 record: InferenceRecord | None = None) -> Path:
-    """Write ``model`` (eval mode, fp32) as ONNX (dynamic batch) or TorchScript. Both carry the
-    ``record`` (classes, mean, std, input size, test-time views): ONNX in its metadata, so a
-    runtime with no advconv and no torch can preprocess and label; TorchScript as the extra
-    file ``record.json``."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
-    path = Path(path)
-    model = model.eval().float().to(memory_format=torch.contiguous_format)
-    example = torch.randn(2, 3, input_size, input_size)
-    if fmt == "onnx":
-        program = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"], verbose=False,
-                                    output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},))
-        proto = program.model_proto
-        if record is not None:
-            onnx_metadata(proto, record, views_baked_in=isinstance(model, TestTimeViews))
-        return atomic_write_bytes(path, proto.SerializeToString())
-    traced = torch.jit.trace(model, example)
-    extra = {"record.json": json.dumps(record.to_dict())} if record is not None else {}
-    return atomic_write(path, lambda f: torch.jit.save(traced, f, _extra_files=extra))
-
-
-def onnx_metadata(proto, record: InferenceRecord, views_baked_in: bool) -> None:
-    """Set the model's metadata_props: what onnxruntime users need to feed it and read it."""
-    import onnx
-
-    views = {"flip": record.tta, "shift": record.tta_shift, "baked_in": views_baked_in}
-    onnx.helper.set_model_props(proto, {
-        "classes": json.dumps(list(record.classes)), "mean": json.dumps(list(record.mean)),
-        "std": json.dumps(list(record.std)), "input_size": str(record.input_size),
-        "input": "float32 (N, 3, H, W): RGB / 255, minus mean, divided by std, per channel",
-        "test_time_views": json.dumps(views),
-    })
-
-
-@contextlib.contextmanager
-def _quiet(logger: str):
-    """onnxruntime's quantizer logs advice on the root logger; a user of ``export`` needs none."""
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def quantize_onnx(fp32: str | Path, path: str | Path, images: np.ndarray, stats: ChannelStats,
-                  count: int = 512) -> tuple[Path, int]:
-    """Static int8 quantization (onnxruntime, QDQ, per-channel int8 weights, uint8 activations: the
-    pair x86 kernels run fastest) of an fp32 ONNX file,
-    its activation ranges calibrated on ``count`` of ``images`` (N, H, W, 3 uint8 training
-    images, drawn with a fixed seed); returns the path and how many images calibrated it."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    pick = np.sort(np.random.default_rng(0).choice(len(images), min(count, len(images)), replace=False))
-    calibration = images[pick]
-
-    class Batches(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"image": preprocess(calibration[i:i + 64], stats).numpy()}
-                                 for i in range(0, len(calibration), 64)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp, _quiet("root"):
-        prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(str(fp32), str(prepared))  # folds batch norms into the convs first
-        quantize_static(str(prepared), str(out), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        proto = onnx.load(str(out))
-        for prop in onnx.load(str(fp32)).metadata_props:  # the record travels on
-            proto.metadata_props.append(prop)
-        return atomic_write_bytes(path, proto.SerializeToString()), len(pick)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .config import AugmentConfig, Config
+from .config import AlbumentationsConfig, AugmentConfig, BatchedConfig, Config
 from .data import ArrayDataset, ChannelStats
 
 
@@ -49,7 +49,7 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
 
 # ---------------------------------------------------------------- albumentations (per image)
 
-def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: bool):
+def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, affine: AlbumentationsConfig, train: bool):
     """The course pipeline: flip, shift-scale-rotate (Affine), cutout filled with the mean, to a
     uint8 (C, H, W) tensor. ``normalize`` follows on whole batches (``Normalized``): per image it
     was a large share of the pipeline's time, and it keeps one home for turning pixels into inputs.
@@ -63,8 +63,8 @@ def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, train: boo
         size = aug.cutout_size
         steps += [] if aug.alternate_flip else [A.HorizontalFlip(p=aug.hflip)]
         steps += [
-            A.Affine(translate_percent=(-aug.shift, aug.shift), scale=(1 - aug.scale, 1 + aug.scale),
-                     rotate=(-aug.rotate, aug.rotate), fill=fill, p=aug.affine),
+            A.Affine(translate_percent=(-affine.shift, affine.shift), scale=(1 - affine.scale, 1 + affine.scale),
+                     rotate=(-affine.rotate, affine.rotate), fill=fill, p=affine.affine),
             A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(size, size),
                             hole_width_range=(size, size), fill=fill, p=aug.cutout),
         ]
@@ -121,18 +121,21 @@ class BatchLoader:
 
     Randomness comes from ``seed`` and the epoch number alone, so a resumed run sees the
     same batches as an uninterrupted one. ``rank``/``world_size`` shard each epoch's
-    permutation for data-parallel training. ``aug`` is used when ``train`` is true. On a GPU
+    permutation for data-parallel training. ``aug`` and ``batched`` (the config's sections) are
+    used when ``train`` is true. On a GPU
     ``device`` keeps the uint8 images there and augments them there: no copy per batch.
     """
 
     def __init__(self, data: ArrayDataset, stats: ChannelStats, batch_size: int, train: bool,
-                 aug: AugmentConfig | None = None, seed: int = 0, channels_last: bool = True,
+                 aug: AugmentConfig | None = None, batched: BatchedConfig | None = None, seed: int = 0,
+                 channels_last: bool = True,
                  rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)  # N,C,H,W
         self.labels = torch.from_numpy(data.labels).to(self.device)
         self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
         self.aug = aug if aug is not None else AugmentConfig()
+        self.batched = batched if batched is not None else BatchedConfig()
         self.flip_phase = flip_phases(len(self.labels), seed).to(self.device)
         self.channels_last = channels_last
         self.drop_last = train
@@ -169,7 +172,7 @@ class BatchLoader:
                     flip = torch.rand(len(sel), generator=g, device=self.device) < self.aug.hflip
                 x = self.augment(x, flip, g)
             x = normalize(x, self.stats)
-            if self.train and self.aug.downsample > 0:
+            if self.train and self.batched.downsample > 0:
                 x = self._downsample(x, g)
             if self.train and self.aug.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
@@ -182,7 +185,7 @@ class BatchLoader:
         n, _, h, w = x.shape
         if flip.any():
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        t = self.aug.translate
+        t = self.batched.translate
         if t > 0:
             padded = torch.nn.functional.pad(x.float(), (t, t, t, t), mode="reflect").to(torch.uint8)
             dy, dx = (torch.randint(0, 2 * t + 1, (n,), generator=g, device=self.device) for _ in range(2))
@@ -194,13 +197,13 @@ class BatchLoader:
         return x
 
     def _downsample(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """A random share ``aug.downsample`` of a float batch shown at one lower resolution, drawn
+        """A random share ``batched.downsample`` of a float batch shown at one lower resolution, drawn
         per batch from [downsample_min, full size): shrunk (antialiased) and stretched back.
         Pixel-exact shifts and flips never blur; interpolation does, as a camera's focus or a
         resized photo does."""
         n, _, h, w = x.shape
-        chosen = torch.rand(n, generator=g, device=self.device) < self.aug.downsample
-        size = int(torch.randint(self.aug.downsample_min, h, (1,), generator=g, device=self.device))
+        chosen = torch.rand(n, generator=g, device=self.device) < self.batched.downsample
+        size = int(torch.randint(self.batched.downsample_min, h, (1,), generator=g, device=self.device))
         if not chosen.any():
             return x
         x = x.clone()
@@ -228,28 +231,6 @@ def resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.contiguous(memory_format=layout)
 
 
-class Downscaled:
-    """A training loader whose batches are shrunk to ``size`` pixels square (antialiased
-    bilinear): progressive resizing. Early epochs cost about (size / full size)^2 as much, and
-    global average pooling lets the same net take either size; the last epochs at full size
-    adapt the net and its batch norms to the size it is evaluated at."""
-
-    def __init__(self, loader: Iterable, size: int) -> None:
-        self.loader, self.size = loader, size
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
-            yield resized(x, (self.size, self.size)), y
-
-
-def low_res_epochs(aug: AugmentConfig, epochs: int) -> int:
-    """How many of the first epochs train at ``aug.low_res`` (none when it is 0)."""
-    return round(aug.low_res_share * epochs) if aug.low_res else 0
-
-
 # ---------------------------------------------------------------- assembly
 
 def loader_workers(workers: int | None, cpus: int | None = None) -> int:
@@ -265,35 +246,22 @@ def loader_workers(workers: int | None, cpus: int | None = None) -> int:
 def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
                  rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
                  ) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline,
-    downscaled in the first epochs with ``augment.low_res``. On a CUDA ``device`` the batched
-    pipeline holds the images there."""
-    full_size_epoch, test_loader = pipeline_loaders(cfg, train, test, stats, rank, world_size, device)
-    small_until = low_res_epochs(cfg.augment, cfg.epochs)
-
-    def train_for(epoch: int) -> Iterable:
-        loader = full_size_epoch(epoch)
-        return Downscaled(loader, cfg.augment.low_res) if epoch < small_until else loader
-    return train_for, test_loader
-
-
-def pipeline_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
-                     rank: int, world_size: int, device: str | torch.device,
-                     ) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """``make_loaders`` at full size: the training loader of each epoch, and the test loader."""
+    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline.
+    On a CUDA ``device`` the batched pipeline holds the images there."""
     device = device if torch.device(device).type == "cuda" else "cpu"
     test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
                               device=device)
     if cfg.data.pipeline == "batched":
-        loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, seed=cfg.seed,
-                             channels_last=cfg.channels_last, rank=rank, world_size=world_size, device=device)
+        loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, batched=cfg.batched,
+                             seed=cfg.seed, channels_last=cfg.channels_last, rank=rank, world_size=world_size,
+                             device=device)
 
         def batched_epoch(epoch: int) -> BatchLoader:
             loader.set_epoch(epoch)
             return loader
         return batched_epoch, test_loader
 
-    transform = albumentations_transform(stats, cfg.augment, train=True)
+    transform = albumentations_transform(stats, cfg.augment, cfg.albumentations, train=True)
     # as numpy: read once per image, where a torch scalar op costs more than the lookup is worth
     phases = flip_phases(len(train), cfg.seed).numpy() if cfg.augment.alternate_flip else None
     dataset = AlbumentationsDataset(train, transform, phases)

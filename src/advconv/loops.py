@@ -1,4 +1,4 @@
-"""The train and test loops, with the course's tqdm and test lines, and test-time views."""
+"""The train and test loops, with the course's tqdm and test lines."""
 
 from __future__ import annotations
 
@@ -9,20 +9,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .optim import Lookahead
+from .errors import TrainingDiverged
 from .runtime import Runtime
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left in place."""
+from .views import TestTimeViews
 
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
                 loss_fn: nn.Module, rt: Runtime, ema: nn.Module | None = None,
-                progress: bool = True, scaler: torch.amp.GradScaler | None = None,
-                lookahead: Lookahead | None = None) -> tuple[float, float]:
+                progress: bool = True, scaler: torch.amp.GradScaler | None = None) -> tuple[float, float]:
     """One pass over the training data, stepping the scheduler every batch; (mean loss, accuracy %).
-    ``scaler`` scales the loss for fp16; ``lookahead`` steps after the optimizer."""
+    ``scaler`` scales the loss for fp16; ``ema`` averages the weights after each step."""
     scaler = scaler or torch.amp.GradScaler(rt.device.type, enabled=False)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -40,8 +36,6 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        if lookahead is not None:
-            lookahead.step()
         if ema is not None:
             ema.update_parameters(model)
         total_loss += loss.item() * len(y)
@@ -67,32 +61,6 @@ class EvalResult:
     def line(self, name: str = "Test") -> str:
         return (f"{name} set: Average loss: {self.loss:.4f}, Accuracy: {self.correct}/{self.total} "
                 f"({self.accuracy:.2f}%)")
-
-
-def tta_views(x: torch.Tensor, flip: bool, shift: int = 0) -> list[torch.Tensor]:
-    """The test-time views of a batch: itself, its mirror (``flip``), and each of those moved
-    ``shift`` pixels down-right and up-left (reflected borders, as ``translate`` trains)."""
-    size = x.shape[-1]
-    if not 0 <= shift < size:
-        raise ValueError(f"tta_shift must be in [0, {size - 1}] for {size}x{size} images, got {shift}")
-    views = [x, x.flip(3)] if flip else [x]
-    if shift:
-        padded = [nn.functional.pad(v, (shift,) * 4, mode="reflect") for v in views]
-        views += [p[..., o:o + size, o:o + size] for p in padded for o in (0, 2 * shift)]
-    return views
-
-
-class TestTimeViews(nn.Module):
-    """A net whose logits are averaged over ``tta_views`` of its input: what evaluation,
-    prediction and an exported ``--tta`` graph all run, so each scores what the others do."""
-
-    def __init__(self, model: nn.Module, flip: bool, shift: int = 0) -> None:
-        super().__init__()
-        self.model, self.flip, self.shift = model, flip, shift
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = tta_views(x, self.flip, self.shift)
-        return sum(self.model(v).float() for v in views) / len(views)
 
 
 @torch.no_grad()

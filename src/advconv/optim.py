@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate schedule of a run, from the ``optim`` section of its config."""
+"""Optimizer, learning-rate schedule and weight average of a run, from the ``optim`` section of its config."""
 
 from __future__ import annotations
 
@@ -61,41 +61,3 @@ def build_ema(o: OptimConfig, model: nn.Module) -> torch.optim.swa_utils.Average
         return None
     return torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(o.ema), use_buffers=True)
-
-
-class Lookahead:
-    """airbench's lookahead: every ``EVERY`` steps the weights (and BN statistics) are pulled
-    back toward a slow copy of themselves, which then takes their place. The slow copy's share
-    grows as the cube of the progress, so early training runs free; the last step pulls too, so
-    the run ends on the slow weights: an average over the final stretch that, unlike an EMA,
-    never lags behind the net it evaluates, because the net itself is reset to it."""
-
-    EVERY = 5                 # steps between pulls
-    MAX_PULL = 0.95 ** EVERY  # the slow copy's share at the last step (0.95 per step)
-
-    def __init__(self, model: nn.Module, total_steps: int) -> None:
-        self.live = [t for t in model.state_dict().values() if t.is_floating_point()]
-        self.slow = [t.detach().clone() for t in self.live]
-        self.total_steps, self.steps = total_steps, 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        if self.steps % self.EVERY and self.steps != self.total_steps:
-            return
-        keep = self.MAX_PULL * min(1.0, self.steps / self.total_steps) ** 3
-        for slow, live in zip(self.slow, self.live):
-            slow.lerp_(live, 1.0 - keep)
-            live.copy_(slow)
-
-    def state_dict(self) -> dict:
-        return {"slow": self.slow, "steps": self.steps}
-
-    def load_state_dict(self, state: dict) -> None:
-        for slow, saved in zip(self.slow, state["slow"]):
-            slow.copy_(saved)
-        self.steps = state["steps"]
-
-
-def build_lookahead(o: OptimConfig, model: nn.Module, total_steps: int) -> Lookahead | None:
-    return Lookahead(model, total_steps) if o.lookahead else None

@@ -3,20 +3,20 @@ the training pipeline showed the net."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
-import copy
-
-import torch
-
-from .checkpoint import InferenceRecord, TrainedModel, load_model
+from .checkpoint import InferenceRecord
 from .config import Config, DataConfig, config_from_dict
 from .data import SPLIT_NAMES, ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
+from .errors import CheckpointError, ConfigError
+from .hub import TrainedModel, load_model
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
@@ -58,7 +58,7 @@ def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> Array
     what a choice between recipes is scored on, so that the test set stays unseen."""
     count = _data_config(trained).get("val_split", 0)
     if not count:
-        raise ValueError("this model was trained without data.val_split: it has no held-out images to be scored on")
+        raise ConfigError("this model was trained without data.val_split: it has no held-out images to be scored on")
     return hold_out(trained_on(trained, data)[0], count)[1]
 
 
@@ -70,7 +70,7 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     scores the images the run held out instead, so that test-time views or runs can be compared
     without looking at the test set."""
     if split not in SPLIT_NAMES:
-        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+        raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
     trained = load_model(source)
     model, record = trained.net, trained.record
     tta = record.tta if tta is None else tta
@@ -115,7 +115,7 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
-        raise FileNotFoundError(f"no metrics.json in {run_dir}; is it a training run directory?")
+        raise CheckpointError(f"no metrics.json in {run_dir}; is it a training run directory?")
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     evaluation = evaluate_checkpoint(run_dir / "last.pt", data)
     cfg = config_from_dict(evaluation.provenance["config"])

@@ -12,12 +12,14 @@ import random
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+T = TypeVar("T")
 
 
 def cpu_supports_bf16() -> bool:
@@ -88,10 +90,7 @@ def rng_state() -> dict[str, Any]:
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    if isinstance(n, tuple):  # written by advconv 0.1: numpy's own tuple
-        np.random.set_state(n)
-    else:
-        np.random.set_state(("MT19937", np.array(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(("MT19937", np.array(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -141,6 +140,20 @@ class Runtime:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def on_main(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` on rank 0 only, its result (or the error it raised) handed to every rank,
+        so that no rank is left waiting in a collective when rank 0 fails."""
+        result, failure = None, None
+        if self.is_main:
+            try:
+                result = work(*args)
+            except Exception as exc:  # raised below, on every rank
+                failure = exc
+        result, failure = self.share((result, failure))
+        if failure is not None:
+            raise failure
+        return result
 
     def loss_everywhere(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss summed over ranks: NaN or infinite on every rank as soon as it is on one,

@@ -1,0 +1,158 @@
+"""From a name or a path to a net: the one place that turns what a user typed into a model.
+
+Names follow timm: an architecture name (``stem8``) always means that architecture, built
+untrained or, with ``pretrained=True``, with the weights shipped for it; shipped weights are
+tagged ``ARCHITECTURE.RECIPE`` (``stem8.assignment9``: the stem8 net trained by
+configs/assignment9.yaml). A trained model can also come from a run directory, a
+``.safetensors`` (with its ``.json``) or a ``.pt`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import InferenceRecord, load_checkpoint, load_weights
+from .config import load_config
+from .errors import CheckpointError, ConfigError, warn
+from .models import MODELS, NetSpec, build_net, resolve_spec
+from .rundir import WEIGHTS
+
+SHIPPED = Path(__file__).resolve().parent / "weights"  # trained weights that come with the package
+
+# names the shipped weights had before they were tagged; they keep working, with a notice, until 0.3
+RENAMED = {"assignment9": "stem8.assignment9", "best": "stem8_hardswish.best"}
+
+
+def shipped_tags() -> list[str]:
+    return sorted(p.name.removesuffix(".safetensors") for p in SHIPPED.glob("*.safetensors"))
+
+
+def architecture_of(name: str) -> str:
+    """The architecture a name means: a tag's part before the dot, or the name itself."""
+    return name.split(".", 1)[0]
+
+
+def pretrained_tag(name: str) -> str:
+    """The shipped weights ``name`` means: a tag, or an architecture's first tag."""
+    tags = shipped_tags()
+    if name in tags:
+        return name
+    for tag in tags:
+        if architecture_of(tag) == name:
+            return tag
+    raise ConfigError(f"no shipped weights for {name!r}; shipped: {', '.join(tags) or 'none'}")
+
+
+def _renamed(name: str) -> str:
+    new = RENAMED[name]
+    warn(f"the shipped weights {name!r} are now named {new!r} (a {architecture_of(new)} net); "
+         f"the old name stops working in advconv 0.3")
+    return new
+
+
+@dataclass
+class TrainedModel:
+    """A trained net ready to use: eval mode, its inference record, and where it came from
+    (the run's config and epoch, or the provenance shipped with the weights)."""
+
+    net: nn.Module
+    record: InferenceRecord
+    provenance: dict[str, Any]
+
+
+def create_model(name: str | dict | NetSpec, input_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """The net ``name`` means: an architecture (``stem8``), a shipped tag (``stem8.assignment9``:
+    its architecture), a ``NetSpec`` or its mapping (``{"base": "stem8", "activation": "gelu"}``).
+    ``pretrained``: with the shipped weights of that name, in eval mode."""
+    if pretrained:
+        if not isinstance(name, str):
+            raise ConfigError("pretrained=True takes an architecture name or a shipped tag")
+        return load_model(pretrained_tag(name)).net
+    if isinstance(name, str) and "." in name:
+        name = architecture_of(name)
+    return build_net(resolve_spec(name), input_size)
+
+
+def load_model(source: str | Path) -> TrainedModel:
+    """A trained model: a shipped tag (``stem8.assignment9``), an architecture with shipped weights
+    (its first tag), a run directory, a ``.safetensors`` (with its ``.json``) or a ``.pt``
+    checkpoint; only the checkpoint is a pickle, read with ``weights_only``."""
+    path = Path(source)
+    if isinstance(source, str) and not path.exists():
+        if source in RENAMED and source not in [architecture_of(t) for t in shipped_tags()]:
+            source = _renamed(source)
+        if source in shipped_tags() or source in MODELS:
+            path = SHIPPED / f"{pretrained_tag(source)}.safetensors"
+    if path.is_dir():
+        path = path / WEIGHTS if (path / WEIGHTS).exists() else path / "last.pt"
+    if path.suffix == ".safetensors":
+        return TrainedModel(*load_weights(path))
+    if path.exists():
+        checkpoint = load_checkpoint(path)
+        return TrainedModel(checkpoint.net(), checkpoint.record,
+                            {"config": checkpoint.config, "epoch": checkpoint.epoch})
+    raise CheckpointError(f"no trained model at {source}: give a run directory, a .pt checkpoint, a .safetensors "
+                          f"or a shipped name ({', '.join(shipped_tags()) or 'none shipped'})")
+
+
+def resolve_model(source: Any) -> nn.Module:
+    """Any net a user can name (see ``resolve_with_size``)."""
+    return resolve_with_size(source)[0]
+
+
+def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
+    """A net and the image size it takes, from: an nn.Module, a ``TrainedModel``, a ``NetSpec``
+    or its mapping; or by name: an architecture, a shipped tag, a config .yaml (its model at its
+    image size), a run directory or weights file (the trained net), or ``package.module:attr``
+    naming an nn.Module, a NetSpec or a factory of one."""
+    if isinstance(source, TrainedModel):
+        return source.net, source.record.input_size
+    if isinstance(source, nn.Module):
+        return source, 32
+    if isinstance(source, (NetSpec, dict)):
+        return create_model(source), 32
+    name = str(source)
+    if name in MODELS:
+        return create_model(name), 32
+    if name.endswith((".yaml", ".yml")):
+        cfg = load_config(name)
+        return create_model(cfg.model, cfg.data.image_size), cfg.data.image_size
+    if name in shipped_tags() or name in RENAMED or Path(name).exists():
+        trained = load_model(name)
+        return trained.net, trained.record.input_size
+    if ":" not in name:
+        raise ConfigError(f"unknown model {name!r}: not an architecture ({', '.join(sorted(MODELS))}), a shipped "
+                          f"tag ({', '.join(shipped_tags())}), a config .yaml, a run directory or weights file, "
+                          "or package.module:attribute")
+    return _imported(name), 32
+
+
+def _imported(name: str) -> nn.Module:
+    module_name, attr = name.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import model {name!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, nn.Module)):
+        obj = obj()
+    if isinstance(obj, NetSpec):
+        obj = build_net(obj)
+    if not isinstance(obj, nn.Module):
+        raise ConfigError(f"{name} is not an nn.Module, a NetSpec or a factory of one")
+    return obj
+
+
+def beside(source: str | Path, filename: str) -> Path:
+    """Where an output made from a model goes by default: in its run directory, beside its file,
+    or (a shipped name) in the current folder."""
+    path = Path(source)
+    return (path if path.is_dir() else path.parent if path.exists() else Path(".")) / filename

@@ -1,0 +1,97 @@
+"""hub: a name means one net everywhere, and the shipped weights load and predict as when shipped.
+
+The expected predictions in data/shipped_predictions.json were written by
+``python -m tests.test_hub`` (from the repository root) when the weights were shipped; rerun it
+only when a shipped weight file is replaced on purpose.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import advconv
+from advconv.cli import main
+from advconv.errors import ConfigError
+from advconv.hub import RENAMED, architecture_of, create_model, load_model, resolve_model, shipped_tags
+from advconv.models import MODELS
+
+DATA = Path(__file__).parent / "data"
+IMAGES = sorted((DATA / "cifar10").glob("*/*.jpg"))  # two CIFAR-10 test images of each class
+GOLDEN = DATA / "shipped_predictions.json"
+
+
+def layout(net):
+    """What makes two nets the same architecture: their modules and their weights' shapes."""
+    return str(net), {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def predictions(tag: str) -> list[str]:
+    return [p.top[0][0] for p in advconv.predict(load_model(tag), IMAGES)]
+
+
+def test_some_weights_ship_and_each_tag_names_an_architecture():
+    assert shipped_tags() and all(architecture_of(tag) in MODELS for tag in shipped_tags())
+
+
+@pytest.mark.parametrize("tag", shipped_tags())
+def test_every_way_of_naming_a_shipped_net_builds_the_same_architecture(tag):
+    arch = architecture_of(tag)
+    expected = layout(create_model(arch))
+    named = {"create_model(tag)": create_model(tag), "create_model(tag, pretrained)": create_model(tag, pretrained=True),
+             "create_model(arch, pretrained)": create_model(arch, pretrained=True),
+             "load_model(tag)": load_model(tag).net, "resolve_model(tag)": resolve_model(tag)}
+    for how, net in named.items():
+        assert layout(net) == expected, how
+    params = sum(p.numel() for p in create_model(arch).parameters())
+    assert advconv.summary(tag).total_params == advconv.summary(arch).total_params == params
+
+
+@pytest.mark.parametrize("tag", shipped_tags())
+def test_shipped_weights_predict_the_committed_images_as_when_shipped(tag, capsys):
+    found = predictions(tag)
+    right = sum(cls == path.parent.name for cls, path in zip(found, IMAGES))
+    assert right >= 0.75 * len(IMAGES)  # trained weights, not a fresh net's (about 10 %)
+    assert found == json.loads(GOLDEN.read_text())[tag]
+    assert main(["predict", "--model", tag, *map(str, IMAGES)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == found  # the CLI runs the same net
+
+
+def test_shipped_json_holds_no_path_of_the_training_machine():
+    for meta in (Path(advconv.__file__).parent / "weights").glob("*.json"):
+        config = json.loads(meta.read_text())["provenance"]["config"]
+        assert config["data"]["path"] is None and config["data"]["cache_dir"] == "~/.cache/advconv", meta.name
+        assert config["run_dir"].startswith("runs/"), meta.name
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_old_shipped_names_load_with_a_notice(old, capsys):
+    trained = load_model(old)
+    assert layout(trained.net) == layout(load_model(RENAMED[old]).net)
+    assert f"'{old}' are now named '{RENAMED[old]}'" in capsys.readouterr().err
+
+
+def test_an_architecture_name_always_means_that_architecture():
+    assert sum(p.numel() for p in create_model("assignment9").parameters()) == 186_752
+    assert advconv.summary("assignment9").total_params == 186_752  # not the stem8 weights once shipped under that name
+    with pytest.raises(ConfigError, match="no shipped weights for 'reference'"):
+        create_model("reference", pretrained=True)
+
+
+def test_a_run_and_its_weights_file_summarize_as_the_trained_net(tmp_path, make_config, capsys):
+    advconv.fit(make_config(epochs=1, model="assignment9"), progress=False)
+    run = tmp_path / "run"
+    three_classes = sum(p.numel() for p in create_model({"base": "assignment9", "num_classes": 3}).parameters())
+    for source in (run, run / "model.safetensors", run / "last.pt"):
+        assert main(["summary", "--model", str(source)]) == 0
+        out = capsys.readouterr().out
+        assert f"Total params: {three_classes:,}" in out, source  # the trained net: the data's 3 classes
+        assert main(["check", "--model", str(source)]) == 0
+        capsys.readouterr()
+
+
+if __name__ == "__main__":  # write the expected predictions (see the module docstring)
+    GOLDEN.write_text(json.dumps({tag: predictions(tag) for tag in shipped_tags()}, indent=1) + "\n")
+    print(f"wrote {GOLDEN}", file=sys.stderr)
