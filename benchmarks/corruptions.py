@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from advconv.checkpoint import load_model
+from advconv.hub import load_model
 from advconv.data import ArrayDataset
 from advconv.files import atomic_write
 from advconv.inference import with_views

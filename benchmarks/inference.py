@@ -15,8 +15,8 @@ from contextlib import nullcontext
 
 import torch
 
-from advconv.models import create_model
-from advconv.checkpoint import load_checkpoint, model_from_checkpoint
+from advconv.hub import create_model
+from advconv.checkpoint import load_checkpoint
 from advconv.runtime import cpu_supports_bf16
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per setting")
     args = parser.parse_args()
     if args.checkpoint:
-        model, _ = model_from_checkpoint(load_checkpoint(args.checkpoint))
+        model = load_checkpoint(args.checkpoint).net()
     else:
         model = create_model(args.model).eval()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16: {cpu_supports_bf16()}")

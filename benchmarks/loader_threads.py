@@ -22,7 +22,7 @@ import torch
 from advconv.config import load_config
 from advconv.data import ArrayDataset, channel_stats
 from advconv.loaders import make_loaders
-from advconv.models import create_model
+from advconv.hub import create_model
 from advconv.optim import build_optimizer
 from advconv.runtime import Runtime, cpu_supports_bf16
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from advconv.checkpoint import load_model
-from advconv.inference import export_model, preprocess, quantize_onnx, with_views
+from advconv.hub import load_model
+from advconv.export import export_model, quantize_onnx
+from advconv.inference import preprocess, with_views
 from advconv.report import evaluate_checkpoint, trained_on
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from advconv.config import load_config
 from advconv.data import channel_stats, load_dataset
-from advconv.models import create_model
+from advconv.hub import create_model
 from advconv.loaders import make_loaders
 from advconv.optim import build_optimizer
 from advconv.runtime import cpu_supports_bf16

@@ -1,12 +1,14 @@
 """Make the package's shipped weights from a finished run (re-run whenever a recipe improves).
 
-    python scripts/ship_weights.py RUN_DIR NAME --log docs/results/NAME/train.log [--data D]
+    python scripts/ship_weights.py RUN_DIR ARCHITECTURE.RECIPE --log docs/results/RECIPE/train.log [--data D]
 
 Takes the run's final epoch (``last.pt``: never a checkpoint picked on test accuracy),
 measures its test accuracy in fp32 with and without the run's test-time views, and writes
-``src/advconv/weights/NAME.safetensors`` with ``NAME.json`` (the inference record and the
-provenance: those accuracies, the config, the command and machine from the run's manifest,
-the log). ``advconv.load_model(NAME)`` and ``--model NAME`` then work with no training.
+``src/advconv/weights/TAG.safetensors`` with ``TAG.json`` (the inference record and the
+provenance: those accuracies, the config without the training machine's paths, the command
+and machine from the run's manifest, the log). The tag names the architecture, then the
+recipe (``stem8.assignment9``). ``advconv.load_model(TAG)`` and ``--model TAG`` then work with
+no training.
 """
 
 from __future__ import annotations
@@ -18,14 +20,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from advconv.checkpoint import SHIPPED, load_checkpoint, model_from_checkpoint, save_weights
+from advconv.checkpoint import load_checkpoint, save_weights
+from advconv.config import Config
+from advconv.hub import SHIPPED, architecture_of
+from advconv.models import MODELS
 from advconv.report import evaluate_checkpoint
+
+
+def portable(config: dict, tag: str) -> dict:
+    """The run's config without what only the training machine had: its data and cache paths
+    and its run directory."""
+    defaults = Config()
+    data = config["data"] | {"path": None, "cache_dir": defaults.data.cache_dir}
+    return config | {"data": data, "run_dir": f"runs/{tag.split('.', 1)[1]}"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("name")
+    parser.add_argument("tag", help="ARCHITECTURE.RECIPE, e.g. stem8.assignment9")
     parser.add_argument("--log", required=True, help="the committed training log of the run")
     parser.add_argument("--data", default=None, help="defaults to the data the run was trained on")
     parser.add_argument("--trained-by", default=None,
@@ -35,11 +48,13 @@ def main() -> None:
                              "the quoted accuracy is measured with them")
     args = parser.parse_args()
 
+    if architecture_of(args.tag) not in MODELS or "." not in args.tag:
+        raise SystemExit(f"{args.tag}: a tag is ARCHITECTURE.RECIPE with an architecture of {', '.join(MODELS)}")
     last = args.run_dir / "last.pt"
-    state = load_checkpoint(last)
-    if state["epoch"] != state["config"]["epochs"]:
-        raise SystemExit(f"{last} is epoch {state['epoch']} of {state['config']['epochs']}: finish the run first")
-    model, record = model_from_checkpoint(state)
+    checkpoint = load_checkpoint(last)
+    if checkpoint.epoch != checkpoint.config["epochs"]:
+        raise SystemExit(f"{last} is epoch {checkpoint.epoch} of {checkpoint.config['epochs']}: finish the run first")
+    model, record = checkpoint.net(), checkpoint.record
     if args.tta_shift is not None:
         record = dataclasses.replace(record, tta_shift=args.tta_shift)
     with_views = evaluate_checkpoint(last, args.data, tta=record.tta, tta_shift=record.tta_shift).result
@@ -52,14 +67,14 @@ def main() -> None:
         "test_accuracy": {"with_views": with_views.accuracy, "plain": plain.accuracy,
                           "views": {"flip": record.tta, "shift": record.tta_shift}, "images": with_views.total,
                           "precision": "fp32"},
-        "epochs": state["epoch"],
-        "config": state["config"],
+        "epochs": checkpoint.epoch,
+        "config": portable(checkpoint.config, args.tag),
         "trained_by": [{k: m.get(k) for k in ("command", "git_commit", "machine", "wall_s", "versions")}
                        for m in manifest] or args.trained_by,
         "log": args.log,
         "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
-    path = save_weights(SHIPPED / f"{args.name}.safetensors", model.state_dict(), record, provenance)
+    path = save_weights(SHIPPED / f"{args.tag}.safetensors", model.state_dict(), record, provenance)
     print(f"wrote {path} and {path.with_suffix('.json')}: test accuracy {with_views.accuracy:.2f}% with the "
           f"views, {plain.accuracy:.2f}% plain")
 

@@ -66,3 +66,20 @@ def tiny_config(workdir: Path, data: Path, **overrides) -> Config:
 def make_config(tmp_path, image_folder):
     """``make_config(**overrides)``: ``tiny_config`` in this test's tmp_path on the tiny dataset."""
     return lambda **overrides: tiny_config(tmp_path, image_folder, **overrides)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, image_folder) -> Path:
+    """A run trained for 2 epochs on the tiny dataset, shared by the tests that use a trained net."""
+    from advconv.train import fit
+
+    tmp = tmp_path_factory.mktemp("trained")
+    fit(tiny_config(tmp, image_folder, epochs=2), progress=False)
+    return tmp / "run" / "best.pt"
+
+
+def net_and_record(path: Path):
+    from advconv.hub import load_model
+
+    trained = load_model(path)
+    return trained.net, trained.record

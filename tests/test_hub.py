@@ -39,7 +39,8 @@ def test_some_weights_ship_and_each_tag_names_an_architecture():
 def test_every_way_of_naming_a_shipped_net_builds_the_same_architecture(tag):
     arch = architecture_of(tag)
     expected = layout(create_model(arch))
-    named = {"create_model(tag)": create_model(tag), "create_model(tag, pretrained)": create_model(tag, pretrained=True),
+    named = {"create_model(tag)": create_model(tag),
+             "create_model(tag, pretrained)": create_model(tag, pretrained=True),
              "create_model(arch, pretrained)": create_model(arch, pretrained=True),
              "load_model(tag)": load_model(tag).net, "resolve_model(tag)": resolve_model(tag)}
     for how, net in named.items():

@@ -2,7 +2,6 @@
 
 import ast
 import re
-from pathlib import Path
 
 from advconv.config import SETTINGS
 
@@ -47,5 +46,5 @@ def test_the_architecture_page_names_only_what_exists():
         if name in ("py", "json", "pt", "md") or f"{module}.{name}" in SETTINGS:  # a file, or a config field
             continue
         if (PACKAGE / f"{module}.py").exists():
-            assert re.search(rf"^(def|class) {name}\b|^{name}\b[^=\n]*=", (PACKAGE / f"{module}.py").read_text(), re.M), \
-                f"{module}.{name}"
+            source = (PACKAGE / f"{module}.py").read_text()
+            assert re.search(rf"^(def|class) {name}\b|^{name}\b[^=\n]*=", source, re.M), f"{module}.{name}"

@@ -27,14 +27,16 @@ def test_batch_loader_is_a_pure_function_of_seed_and_epoch():
 def test_batch_loader_without_augmentation_only_normalizes():
     images = np.full((4, 32, 32, 3), 128, dtype=np.uint8)
     data = ArrayDataset(images, np.zeros(4, dtype=np.int64), ("a",))
-    loader = BatchLoader(data, STATS, 4, train=True, aug=AugmentConfig(hflip=0, cutout=0), batched=BatchedConfig(translate=0))
+    still = dict(aug=AugmentConfig(hflip=0, cutout=0), batched=BatchedConfig(translate=0))
+    loader = BatchLoader(data, STATS, 4, train=True, **still)
     x, _ = next(iter(loader))
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
 
 
 def test_batch_loader_cutout_is_a_16x16_mean_filled_square():
     data = ArrayDataset(np.full((8, 32, 32, 3), 200, dtype=np.uint8), np.zeros(8, dtype=np.int64), ("a",))
-    loader = BatchLoader(data, STATS, 8, train=True, aug=AugmentConfig(hflip=0, cutout=1.0), batched=BatchedConfig(translate=0))
+    holes = dict(aug=AugmentConfig(hflip=0, cutout=1.0), batched=BatchedConfig(translate=0))
+    loader = BatchLoader(data, STATS, 8, train=True, **holes)
     x, _ = next(iter(loader))
     holes = (x == 0).all(1)  # filled with the mean == 0 after normalizing
     assert holes.any(dim=(1, 2)).all()
@@ -68,7 +70,8 @@ def test_albumentations_batches_match_the_test_loader_without_augmentation():
 
     images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
     data = ArrayDataset(images, np.arange(4), tuple("abcd"))
-    dataset = AlbumentationsDataset(data, albumentations_transform(STATS, AugmentConfig(), AlbumentationsConfig(), train=False))
+    transform = albumentations_transform(STATS, AugmentConfig(), AlbumentationsConfig(), train=False)
+    dataset = AlbumentationsDataset(data, transform)
     image, label = dataset[2]
     assert label == 2 and image.dtype == torch.uint8 and image.shape == (3, 32, 32)  # normalized per batch
     loader = torch.utils.data.DataLoader(dataset, batch_size=4)
@@ -97,7 +100,6 @@ def test_each_rank_draws_its_own_albumentations_augmentation():
     assert not torch.equal(batches[0], batches[1])  # the k-th sample of each rank is augmented differently
     again = next(iter(make_loaders(cfg, same, same, STATS, 1, 2)[0](0)))[0]
     assert torch.equal(again, batches[1])  # and reproducibly
-
 
 
 def test_downsample_blurs_the_chosen_share_of_a_batch_and_leaves_the_rest():

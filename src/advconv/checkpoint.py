@@ -95,7 +95,8 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> "Checkpoint":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in state.items() if k in names} | {"record": InferenceRecord.from_dict(state["record"])})
+        fields = {k: v for k, v in state.items() if k in names}
+        return cls(**fields | {"record": InferenceRecord.from_dict(state["record"])})
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:

@@ -104,7 +104,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAINED = "a shipped tag (e.g. stem8.assignment9) or architecture with shipped weights, a run directory, a .pt or a .safetensors"
+TRAINED = ("a shipped tag (e.g. stem8.assignment9) or architecture with shipped weights, a run directory, "
+           "a .pt or a .safetensors")
 
 
 def add_trained_model(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ where it cannot follow instead of printing a field it cannot vouch for.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -1,0 +1,56 @@
+"""Predictions for image files and in-memory images, as the net was trained to see them."""
+
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from advconv.cli import main
+from advconv.data import ChannelStats
+from advconv.inference import predict_files, preprocess
+
+from .conftest import net_and_record
+
+
+def test_predict_any_size_and_format(checkpoint, tmp_path, capsys):
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)).save(big)
+    gray = tmp_path / "gray.bmp"
+    Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(gray)
+    predictions = predict_files(checkpoint, [big, gray], top_k=2)
+    assert [len(p.top) for p in predictions] == [2, 2]
+    assert all(p.top[0][1] >= p.top[1][1] for p in predictions)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(big)]) == 0
+    assert f"{big}: " in capsys.readouterr().out
+
+
+def test_predict_unreadable_file(checkpoint, tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(bad)]) == 2
+    assert f"cannot decode image {bad}" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "missing.png")]) == 2
+
+
+def test_preprocess_matches_training_normalization():
+    x = preprocess(np.full((1, 2, 2, 3), 255, dtype=np.uint8), ChannelStats((0.5, 0.5, 0.5), (0.5, 0.25, 0.5)))
+    assert x.shape == (1, 3, 2, 2) and x[0, 1, 0, 0].item() == pytest.approx(2.0)
+
+
+def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
+    from advconv.inference import with_views
+
+    path = tmp_path / "img.png"
+    image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(path)
+    model, record = net_and_record(checkpoint)
+    x = preprocess(image[None], record.stats)
+    with torch.no_grad():
+        viewed = with_views(model, record)(x).softmax(1)[0]
+        plain = model(x).softmax(1)[0]
+    assert not torch.allclose(viewed, plain)
+    for tta, expected in ((None, viewed), (False, plain)):
+        (prediction,) = predict_files(checkpoint, [path], top_k=1, tta=tta)
+        cls, p = prediction.top[0]
+        assert cls == record.classes[int(expected.argmax())] and p == pytest.approx(float(expected.max()), abs=1e-5)
