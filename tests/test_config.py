@@ -1,7 +1,7 @@
 import pytest
 
 from advconv.cli import build_parser
-from advconv.config import SETTINGS, Config, ConfigError, _flatten, config_from_dict, load_config, read_config_file
+from advconv.config import SETTINGS, Config, ConfigError, config_from_dict, load_config, read_config_file
 
 from .conftest import REPO
 
@@ -68,8 +68,15 @@ def test_shipped_configs_hold_what_their_files_say_and_describe_a_net_that_build
     from advconv.config import validate_config
     from advconv.models import resolve_spec, validate_spec
 
+    def written(fields: dict, prefix: str = ""):  # every field as the file (and its bases) writes it
+        for key, value in fields.items():
+            if isinstance(value, dict) and key != "model":
+                yield from written(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
     cfg = load_config(path)
-    for key, value in _flatten(read_config_file(path)).items():  # every field as written (bases included)
+    for key, value in written(read_config_file(path)):
         obj = cfg
         for name in key.split("."):
             obj = getattr(obj, name)

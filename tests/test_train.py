@@ -154,13 +154,17 @@ def test_manifest_names_command_config_and_machine(tmp_path, make_config):
     assert isinstance(session["command"], list)
 
 
-def test_fp16_training_with_a_gradient_scaler_resumes_with_its_scale(tmp_path, make_config):
-    cfg = make_config(epochs=2, precision="fp16")
+def test_fp16_training_resumes_with_its_loss_scale(tmp_path, image_folder):
+    settings = dict(precision="fp16", deterministic=True, epochs=2)
+    straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
+    cfg = tiny_config(tmp_path / "b", image_folder, **settings)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, log=interrupt_after(1), progress=False)
-    saved = load_checkpoint(tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "b" / "run")
     assert saved.epoch == 1 and saved.scaler["scale"] > 0  # the scaler's state travels with the checkpoint
-    result = fit(resume_from=tmp_path / "run", progress=False)
-    assert [h["epoch"] for h in result.history] == [1, 2]  # the resumed run trained epoch 2
-    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in result.history)
-    assert load_checkpoint(tmp_path / "run").scaler["scale"] > 0
+    resumed = fit(resume_from=cfg.run_dir, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]  # the resumed run trained epoch 2
+    a, b = load_checkpoint(tmp_path / "a" / "run"), load_checkpoint(tmp_path / "b" / "run")
+    assert a.scaler == b.scaler  # the scale and its growth counter went on where they stopped
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
