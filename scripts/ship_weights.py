@@ -35,6 +35,21 @@ def portable(config: dict, tag: str) -> dict:
     return config | {"data": data, "run_dir": f"runs/{tag.split('.', 1)[1]}"}
 
 
+def portable_command(command: list[str], run_dir: str) -> list[str]:
+    """A training command without the training machine's paths: the cache folder left out, the
+    run directory as ``run_dir``."""
+    out, skip = [], False
+    for i, arg in enumerate(command):
+        if skip:
+            skip = False
+        elif arg in ("--cache_dir", "--data.cache_dir", "--run_dir"):
+            out += ["--run_dir", run_dir] if arg == "--run_dir" else []
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -63,6 +78,7 @@ def main() -> None:
     manifest = json.loads(manifest_path.read_text())["sessions"] if manifest_path.exists() else []
     if not manifest and not args.trained_by:
         raise SystemExit(f"{manifest_path} is missing: say how the run was made with --trained-by")
+    run_dir = portable(checkpoint.config, args.tag)["run_dir"]  # not the training machine's path
     provenance = {
         "test_accuracy": {"with_views": with_views.accuracy, "plain": plain.accuracy,
                           "views": {"flip": record.tta, "shift": record.tta_shift}, "images": with_views.total,
@@ -70,9 +86,10 @@ def main() -> None:
         "epochs": checkpoint.epoch,
         "config": portable(checkpoint.config, args.tag),
         "trained_by": [{k: m.get(k) for k in ("command", "git_commit", "machine", "wall_s", "versions")}
-                       for m in manifest] or args.trained_by,
+                       | {"command": portable_command(m.get("command", []), run_dir)} for m in manifest]
+                      or args.trained_by,
         "log": args.log,
-        "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+        "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]).replace(str(args.run_dir), run_dir),
     }
     path = save_weights(SHIPPED / f"{args.tag}.safetensors", model.state_dict(), record, provenance)
     print(f"wrote {path} and {path.with_suffix('.json')}: test accuracy {with_views.accuracy:.2f}% with the "

@@ -50,3 +50,36 @@ def test_ctrl_c_ends_with_the_resume_command(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"advconv train: interrupted; the last finished epoch is kept: continue with "
                    f"`advconv train --resume {tmp_path / 'run'}`")
+
+
+def test_version_and_help_without_markup(capsys):
+    import advconv
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"advconv {advconv.__version__}"
+    for command in ([], ["train"], ["predict"]):
+        with pytest.raises(SystemExit):
+            cli.main([*command, "--help"])
+        assert "``" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--lr"], "argument --optim.lr/--lr: expected one argument"),
+    (["train", "--epochz", "3"], "unrecognized arguments: --epochz"),
+])
+def test_bad_options_get_argparse_one_liners(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_every_multi_word_option_takes_either_spelling(tmp_path, make_config, capsys):
+    from advconv.config import SETTINGS
+
+    parser = cli.build_parser()
+    flags = {flag for action in parser._subparsers._group_actions[0].choices["train"]._actions
+             for flag in action.option_strings}
+    for path in SETTINGS:
+        if "_" in path:
+            assert {f"--{path}", f"--{path.replace('_', '-')}"} <= flags, path

@@ -20,15 +20,45 @@ def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
     assert "dataset not found" in capsys.readouterr().err
 
 
-def test_corrupt_image_is_named_or_skipped(tmp_path):
+def test_corrupt_image_is_named_or_skipped(tmp_path, capsys):
     root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
     bad = root / "train" / "cross" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
     with pytest.raises(DataError, match="broken.jpg"):
         load_dataset(root, tmp_path / "cache")
-    with pytest.warns(UserWarning, match="broken.jpg"):
-        train, test = load_dataset(root, tmp_path / "cache", skip_corrupt=True)
+    train, test = load_dataset(root, tmp_path / "cache", skip_corrupt=True)
     assert len(train) == 9 and len(test) == 6
+    err = capsys.readouterr().err
+    assert err.startswith("warning: skipping cannot decode image") and "broken.jpg" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content", [None, "readme.txt"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_an_empty_class_folder_is_an_error_not_a_class_dropped(tmp_path, capsys, content, packed):
+    root = make_image_folder(tmp_path / "d", per_class_train=3, per_class_test=2)
+    (root / "train" / "hexagon").mkdir()
+    if content:
+        (root / "train" / "hexagon" / content).write_text("not an image")
+    source = root
+    if packed:
+        source = tmp_path / "d.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(root, arcname="d")
+    with pytest.raises(DataError, match=r"class folder\(s\) hexagon of .* train/ hold no image file"):
+        load_dataset(source, tmp_path / "cache")
+    assert main(["train", "--data", str(source), "--run_dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_fraction_holds_out_that_share_of_the_training_images():
+    from advconv.data import ArrayDataset, hold_out
+
+    data = ArrayDataset(np.zeros((50, 4, 4, 3), np.uint8), np.arange(50) % 5, tuple("abcde"))
+    rest, held = hold_out(data, 0.2)
+    assert (len(rest), len(held)) == (40, 10)
+    assert np.array_equal(held.labels, hold_out(data, 10)[1].labels)  # the same draw as the count
+    with pytest.raises(DataError, match="must leave between 1 and 49"):
+        hold_out(data, 0.001)
 
 
 def test_tarball_and_cache(tmp_path, monkeypatch):
@@ -72,7 +102,7 @@ def test_hold_out_is_disjoint_and_fixed():
     assert len(held) == 5 and len(rest) == 15 and not set(ids(rest)) & set(ids(held))
     assert ids(held) == ids(again_held) and ids(rest) == ids(again_rest)
     for bad in (0, 20):
-        with pytest.raises(DataError, match="data.val_split must be between 1 and 19"):
+        with pytest.raises(DataError, match="data.val_split must leave between 1 and 19"):
             hold_out(data, bad)
 
 

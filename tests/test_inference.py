@@ -54,3 +54,23 @@ def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
         (prediction,) = predict_files(checkpoint, [path], top_k=1, tta=tta)
         cls, p = prediction.top[0]
         assert cls == record.classes[int(expected.argmax())] and p == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_predict_on_a_folder_with_no_image_says_so(checkpoint, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", "--model", str(checkpoint), str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no image file" in err
+
+
+def test_predict_skips_broken_files_when_asked(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "good.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    assert main(["predict", "--model", str(checkpoint), str(folder)]) == 2  # stops, naming the file
+    assert "broken.jpg" in capsys.readouterr().err
+    assert main(["predict", "--model", str(checkpoint), "--skip-corrupt", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{folder / 'good.png'}: ") and out.count("\n") == 1
+    assert err.startswith("warning: skipping cannot decode image") and "broken.jpg" in err

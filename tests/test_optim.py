@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advconv.config import SETTINGS, OptimConfig
 from advconv.hub import create_model
@@ -48,3 +50,17 @@ def test_ema_only_when_asked():
     model = torch.nn.Linear(2, 2)
     assert build_ema(OptimConfig(ema=0.0), model) is None
     assert build_ema(OptimConfig(ema=0.99), model) is not None
+
+
+@given(steps=st.integers(1, 50), warmup=st.floats(0, 0.99),
+       schedule=st.sampled_from(SETTINGS["optim.schedule"].choices))
+@settings(max_examples=300, deadline=None)
+def test_every_schedule_length_and_warmup_runs_to_its_end(steps, warmup, schedule):
+    o = OptimConfig(schedule=schedule, lr=0.1, warmup=warmup)
+    optimizer = build_optimizer(o, torch.nn.Linear(2, 2))
+    scheduler = build_scheduler(o, optimizer, total_steps=steps)
+    for _ in range(steps):
+        lr = optimizer.param_groups[0]["lr"]
+        assert 0 <= lr <= 0.1 * (1 + 1e-6)
+        optimizer.step()
+        scheduler.step()

@@ -80,3 +80,25 @@ def test_evaluate_scores_a_run_on_its_validation_split(tmp_path, make_config, ca
     fit(make_config(epochs=1, run_dir=str(tmp_path / "plain")), progress=False)
     assert main(["evaluate", "--model", str(tmp_path / "plain"), "--split", "val"]) == 2
     assert "trained without data.val_split" in capsys.readouterr().err
+
+
+def test_a_copied_run_asks_for_its_data_and_caches_on_this_machine(tmp_path, image_folder, capsys, monkeypatch):
+    import shutil
+
+    from .conftest import make_image_folder, tiny_config
+
+    data = make_image_folder(tmp_path / "moved_data", 8, 4)
+    fit(tiny_config(tmp_path, data, epochs=1), progress=False)
+    copy = shutil.copytree(tmp_path / "run", tmp_path / "elsewhere" / "run")
+    shutil.rmtree(data)  # the data stayed on the training machine
+    for command in (["evaluate", "--model", str(copy)], ["plot", str(copy)],
+                    ["export", "--model", str(copy), "--int8", "--output", str(tmp_path / "m.onnx")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"the data this model was trained on, {data}, is not on this machine" in err
+        assert "give the data with --data PATH" in err
+    assert not (tmp_path / "m.onnx").exists() and not (copy / "curves.png").exists()  # nothing written
+    monkeypatch.delenv("ADVCONV_CACHE", raising=False)
+    mine = tmp_path / "my_cache"
+    assert main(["evaluate", "--model", str(copy), "--data", str(image_folder), "--cache_dir", str(mine)]) == 0
+    assert list(mine.glob("*.npz"))  # the cache went where this user said, not where the run's config said

@@ -7,6 +7,7 @@ import torch
 
 from advconv.checkpoint import load_checkpoint
 from advconv.config import SETTINGS, load_config
+from advconv.errors import ConfigError
 from advconv.train import fit
 
 from .conftest import REPO, tiny_config
@@ -168,3 +169,38 @@ def test_fp16_training_resumes_with_its_loss_scale(tmp_path, image_folder):
     assert a.scaler == b.scaler  # the scale and its growth counter went on where they stopped
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
+OPEN_NET = {"blocks": [{"conv_type": ["standard", "standard"], "out_channels": [8, 8], "kernel_size": [3, 3],
+                        "stride": [1, 1], "padding": [1, 1], "dilation": [1, 1]}]}  # breaks most of the rules
+
+
+def test_a_net_outside_the_rules_trains_with_a_warning_per_rule_or_not_at_all_when_strict(make_config, capsys):
+    fit(make_config(epochs=1, model=OPEN_NET), progress=False)
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: the net fails")]
+    assert len(warned) == 4 and any("'dilated conv'" in line for line in warned)
+    with pytest.raises(ConfigError, match="strict: the net fails .*dilated conv"):
+        fit(make_config(epochs=1, model=OPEN_NET, strict=True, run_dir=str(make_config().run_dir) + "2"),
+            progress=False)
+    fit(make_config(epochs=1, strict=True, run_dir=str(make_config().run_dir) + "3"), progress=False)
+    # the default net keeps every rule
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("min_steps, batch, lr", [(20, 16, 0.05 * 16 / 64), (0, 64, 0.05)])
+def test_a_small_training_set_trains_with_a_smaller_batch_and_says_so(tmp_path, make_config, min_steps, batch, lr):
+    lines = []
+    result = fit(make_config(epochs=1, batch_size=64, min_steps=min_steps), log=lines.append, progress=False)
+    saved = load_checkpoint(tmp_path / "run").config
+    assert (saved["batch_size"], saved["optim"]["lr"]) == (batch, pytest.approx(lr))  # a resume keeps them
+    noted = [line for line in lines if line.startswith("note: 72 training images make 1 steps of batch 64")]
+    assert len(noted) == (1 if min_steps else 0)
+    assert result.history[0]["lr"] <= lr
+
+
+def test_the_data_path_is_stored_resolved(tmp_path, image_folder, monkeypatch):
+    import os
+
+    monkeypatch.chdir(image_folder.parent)
+    fit(tiny_config(tmp_path, os.path.relpath(image_folder), epochs=1), progress=False)
+    assert load_checkpoint(tmp_path / "run").config["data"]["path"] == str(image_folder.resolve())

@@ -9,6 +9,7 @@ its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predictions = api.predict_files(args.model, image_files(args.images), args.top_k, args.tta, args.tta_shift)
+    predictions = api.predict_files(args.model, image_files(args.images), args.top_k, args.tta, args.tta_shift,
+                                    skip_corrupt=args.skip_corrupt)
     for prediction in predictions:
         print(prediction.line())
     if args.csv:
@@ -110,6 +112,12 @@ TRAINED = ("a shipped tag (e.g. stem8.assignment9) or architecture with shipped 
 
 def add_trained_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "--checkpoint", dest="model", required=True, help=f"the trained model: {TRAINED}")
+
+
+def add_data_options(p: argparse.ArgumentParser, help_: str = "defaults to the data the model was trained on") -> None:
+    p.add_argument("--data", default=None, help=help_)
+    p.add_argument(*flags("cache_dir"), dest="cache_dir", default=None,
+                   help="where decoded images are cached (default: $ADVCONV_CACHE, else ~/.cache/advconv)")
 
 
 def add_view_options(p: argparse.ArgumentParser) -> None:
@@ -155,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="stem8",
                        help=f"an architecture ({', '.join(sorted(MODELS))}), a config .yaml, {TRAINED}, or "
                             "package.module:attribute (default: stem8, the default config's net)")
-        p.add_argument(*flags("input_size"), dest="input_size", type=int, default=None,
+        p.add_argument(*flags("input_size", "image_size"), dest="input_size", type=int, default=None,
                        help="image size (default: the model's own, a config's data.image_size, else 32)")
         if name == "check":
             p.add_argument(*flags("max_params"), dest="max_params", type=int, default=PARAM_BUDGET)
@@ -174,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test-set accuracy of a trained model", allow_abbrev=False)
     add_trained_model(p)
-    p.add_argument("--data", default=None, help="defaults to the data the model was trained on")
+    add_data_options(p)
     p.add_argument("--split", choices=SPLIT_NAMES, default="test",
                    help="val: the images the run held out of training (data.val_split), to compare "
                         "test-time views or runs without the test set")
@@ -184,19 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(exact McNemar test)", allow_abbrev=False)
     p.add_argument("first", help=TRAINED)
     p.add_argument("second", help="the same kinds")
-    p.add_argument("--data", default=None, help="defaults to the data each model was trained on")
+    add_data_options(p, "defaults to the data each model was trained on")
     p.add_argument("--split", choices=SPLIT_NAMES, default="val",
                    help="val (default): the images both runs held out of training; test: the test set")
     add_view_options(p)
 
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run", allow_abbrev=False)
     p.add_argument("run_dir")
-    p.add_argument("--data", default=None, help="defaults to the data the run was trained on")
+    add_data_options(p, "defaults to the data the run was trained on")
 
     p = sub.add_parser("predict", help="top-k classes of image files or folders of them (any size/format)",
                        allow_abbrev=False)
     add_trained_model(p)
     p.add_argument(*flags("top_k"), dest="top_k", type=int, default=3)
+    p.add_argument(*flags("skip_corrupt"), dest="skip_corrupt", action="store_true",
+                   help="skip files that are not readable images, with a warning each, instead of stopping")
     p.add_argument("--csv", default=None, metavar="PATH", help="also write the predictions as CSV")
     add_view_options(p)
     p.add_argument("images", nargs="+", help="image files, or folders whose images are all predicted")
@@ -209,12 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also write a statically quantized int8 ONNX file")
     p.add_argument("--calibration", type=int, default=512, metavar="N",
                    help="training images that calibrate the int8 activation ranges")
-    p.add_argument("--data", default=None, help="for --int8: defaults to the data the model was trained on")
+    add_data_options(p, "for --int8: defaults to the data the model was trained on")
     p.add_argument("--output", default=None, help="defaults to beside the model, named after it, .onnx/.torchscript.pt")
 
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images", allow_abbrev=False)
     add_trained_model(p)
-    p.add_argument("--data", default=None, help="defaults to the data the model was trained on")
+    add_data_options(p)
     p.add_argument("--index", type=int, nargs="*", default=None, help="test-set indices (default: misclassified)")
     p.add_argument("--count", type=int, default=12, help="how many misclassified images")
     p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the model)")
@@ -223,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cache_dir", None) and args.command != "train":
+        os.environ["ADVCONV_CACHE"] = args.cache_dir  # data.cache_dir_of reads it: one home for the cache's place
     try:
         return globals()[f"cmd_{args.command}"](args)
     except AdvconvError as exc:

@@ -46,15 +46,18 @@ def setting(default: Any, help: str, rule: Rule | None = None) -> Any:
 class DataConfig:
     path: str | None = setting(None, "image-folder directory or .tar.gz (train/<class>/*, test/<class>/*); "
                                      "null: torchvision download")
-    cache_dir: str = setting("~/.cache/advconv", "where decoded images are cached as .npz")
+    cache_dir: str | None = setting(None, "where decoded images are cached as .npz (null: $ADVCONV_CACHE, "
+                                          "else ~/.cache/advconv)")
     pipeline: Literal["albumentations", "batched"] = setting(
         "albumentations", "albumentations: the course's per-image transforms; batched: torch ops on whole "
                           "batches, fast on a CPU (each has its own section of augmentations below)")
     workers: int | None = setting(None, "DataLoader workers for albumentations (null: 0 on <= 2 CPUs, else up to 4)",
                                   at_least(0))
     skip_corrupt: bool = setting(False, "skip undecodable images with a warning instead of stopping")
-    val_split: int = setting(0, "hold N training images out and evaluate on them instead of the test set (0: off)",
-                             at_least(0))
+    val_split: int | float = setting(
+        0, "hold training images out and evaluate on them instead of the test set: a count (5000) or a "
+           "fraction (0.1); 0: off", ((lambda v: v >= 0 and (isinstance(v, int) or v < 1)),
+                                      "must be a count >= 0 or a fraction below 1"))
     image_size: int = setting(32, "every image is resized (stretched) to this many pixels square", within(8, 1024))
 
 
@@ -111,6 +114,9 @@ class Config:
                                   "lists, or base: NAME with the fields it changes)")
     epochs: int = setting(36, "passes over the training set", at_least(1))
     batch_size: int = setting(512, "images per step (per process under torchrun)", at_least(1))
+    min_steps: int = setting(20, "a training set too small for this many steps per epoch at batch_size trains with a "
+                                 "smaller batch (a power of two) and the learning rate scaled with it, as the log "
+                                 "says (0: never)", at_least(0))
     seed: int = setting(0, "seeds the weights, the shuffle and the augmentation (with the epoch number)")
     device: str = setting("auto", "auto (cuda, else mps, else cpu), cpu, cuda or mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
@@ -123,6 +129,7 @@ class Config:
     deterministic: bool = setting(False, "deterministic algorithms only (bitwise-repeatable runs, slower)")
     max_params: int | None = setting(200_000, "refuse nets with this many parameters or more (null: no budget)",
                                      at_least(1))
+    strict: bool = setting(False, "refuse a net that fails any rule of `advconv check` (else: a warning each)")
     run_dir: str = setting("runs/assignment9", "where checkpoints, metrics, the manifest and figures go")
     target_accuracy: float | None = setting(None, "stop once the evaluated accuracy (%) reaches this (null: never)")
     data: DataConfig = field(default_factory=DataConfig)
@@ -207,7 +214,7 @@ def check_value(path: str, value: Any) -> Any:
     allowed = typing.get_args(s.hint) if union else (s.hint,)
     if value is None and type(None) in allowed:
         return None
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+    if float in allowed and int not in allowed and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not any(isinstance(value, t) and not (t is int and isinstance(value, bool))
                for t in allowed if t is not type(None)):

@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import tarfile
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .config import DataConfig
-from .errors import DataError
+from .errors import DataError, warn
 from .files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
@@ -90,10 +89,13 @@ def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndar
 
 @dataclass
 class ImageFile:
+    """One image of a dataset, not yet read; ``cls`` None marks a class folder that holds no
+    image file at all (so that it is an error, not a class silently dropped)."""
+
     split: str | None        # "train", "test", or None in a bare <class>/ layout
     cls: str
     name: str                # for messages: the path, or archive:member
-    read: Callable[[], bytes]
+    read: Callable[[], bytes] | None  # None: an empty class folder
 
 
 def _split_and_class(parts: tuple[str, ...]) -> tuple[str | None, str] | None:
@@ -123,11 +125,16 @@ def scan(source: str | Path) -> list[ImageFile]:
     if source.is_dir():
         paths = [p for p in _folder_files(source) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         found = [(_split_and_class(p.relative_to(source).parts), str(p), p.read_bytes) for p in paths]
+        folders = [Path(folder).relative_to(source).parts + (name, "-") for folder, names, _ in os.walk(source)
+                   for name in names if Path(folder).name == "train"]
     elif source.is_file():
-        found = _scan_tarball(source)
+        found, folders = _scan_tarball(source)
     else:
         raise DataError(f"{source} is neither a folder nor an archive")
-    return [ImageFile(at[0], at[1], name, read) for at, name, read in found if at]
+    files = [ImageFile(at[0], at[1], name, read) for at, name, read in found if at]
+    classes = {(f.split, f.cls) for f in files}
+    empty = {_split_and_class(parts) for parts in folders} - classes
+    return files + [ImageFile(split, cls, cls, None) for split, cls in sorted(empty)]
 
 
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, ValueError, zlib.error)
@@ -141,8 +148,10 @@ class _Tarball:
         self.path, self.tar = path, None
         try:
             with tarfile.open(path, "r:*") as tar:
-                self.members = [m for m in tar.getmembers()
-                                if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
+                members = tar.getmembers()
+                self.members = [m for m in members if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
+                self.folders = [Path(m.name).parts + ("-",) for m in members
+                                if m.isdir() and len(Path(m.name).parts) >= 2 and Path(m.name).parts[-2] == "train"]
         except ARCHIVE_ERRORS as exc:
             raise DataError(f"cannot read archive {path}: {_archive_reason(exc)}") from None
 
@@ -162,14 +171,20 @@ def _archive_reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__  # one line
 
 
-def _scan_tarball(path: Path) -> list:
+def _scan_tarball(path: Path) -> tuple[list, list]:
     tarball = _Tarball(path)
-    return [(_split_and_class(Path(m.name).parts), f"{path}:{m.name}", tarball.reader(m)) for m in tarball.members]
+    return ([(_split_and_class(Path(m.name).parts), f"{path}:{m.name}", tarball.reader(m)) for m in tarball.members],
+            tarball.folders)
 
 
 def split_classes(files: list[ImageFile], source: str | Path) -> tuple[str, ...]:
     """The classes of a train/ + test/ dataset, from its folder names: a test class that training
-    lacks, or two names that differ only in case, are errors; a class only in train/ is a warning."""
+    lacks, a class folder of train/ with no image file, or two names that differ only in case,
+    are errors; a class only in train/ is a warning."""
+    empty = sorted(f.cls for f in files if f.read is None)
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} of {source} train/ hold no image file; add images "
+                        "or remove the folder")
     found = {split: sorted({f.cls for f in files if f.split == split}) for split in ("train", "test")}
     if not files:
         raise DataError(f"{source} holds no images (expected train/<class>/*.jpg and test/<class>/*.jpg)")
@@ -191,11 +206,11 @@ def split_classes(files: list[ImageFile], source: str | Path) -> tuple[str, ...]
                         "predict a class it never saw")
     untested = sorted(set(classes) - set(found["test"]))
     if untested:
-        warnings.warn(f"class(es) {', '.join(untested)} in train/ of {source} have no test images", stacklevel=3)
+        warn(f"class(es) {', '.join(untested)} in train/ of {source} have no test images")
     return classes
 
 
-def dataset_classes(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir, skip_corrupt: bool = False,
+def dataset_classes(data: str | Path | None, cache_dir: str | Path | None = None, skip_corrupt: bool = False,
                     size: int = DataConfig.image_size) -> tuple[str, ...]:
     """The class names of a training dataset without decoding it: from its decoded cache when
     there is one (listing a large archive takes seconds), else from its folder names."""
@@ -232,7 +247,7 @@ def _decode(files: list[ImageFile], classes: tuple[str, ...], size: int, skip_co
         except DataError as exc:
             if not skip_corrupt:
                 raise DataError(f"{exc}\n(pass --skip_corrupt to skip unreadable images with a warning)") from None
-            warnings.warn(f"skipping {exc}", stacklevel=2)
+            warn(f"skipping {exc}")
     empty = sorted(set(f.cls for f in files) - {classes[i] for i in labels})
     if empty:
         raise DataError(f"class folder(s) {', '.join(empty)} of {what} hold no readable image")
@@ -287,9 +302,15 @@ def _cache_path(source: Path, cache_dir: Path, *key_parts) -> Path:
     return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def _dataset_cache(source: Path, cache_dir: str | Path, size: int, skip_corrupt: bool) -> Path:
+def cache_dir_of(given: str | Path | None = None) -> Path:
+    """Where decoded datasets are cached on this machine: ``given``, else $ADVCONV_CACHE, else
+    ~/.cache/advconv (never a folder stored with a run made elsewhere)."""
+    return Path(given or os.environ.get("ADVCONV_CACHE") or "~/.cache/advconv").expanduser()
+
+
+def _dataset_cache(source: Path, cache_dir: str | Path | None, size: int, skip_corrupt: bool) -> Path:
     """Where ``load_dataset`` keeps the decoded train and test arrays of ``source``."""
-    return _cache_path(source, Path(cache_dir).expanduser(), size, skip_corrupt)
+    return _cache_path(source, cache_dir_of(cache_dir), size, skip_corrupt)
 
 
 def _existing(data: str | Path) -> Path:
@@ -308,17 +329,17 @@ def _cached(cache: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str
             with np.load(cache) as z:
                 return {k: z[k] for k in z.files}
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            warnings.warn(f"ignoring unreadable cache {cache}: {exc}", stacklevel=3)
+            warn(f"ignoring unreadable cache {cache}: {exc}")
     arrays = build()
     atomic_write(cache, lambda f: np.savez(f, **arrays))
     return arrays
 
 
-def load_dataset(data: str | Path | None, cache_dir: str | Path = DataConfig.cache_dir, skip_corrupt: bool = False,
+def load_dataset(data: str | Path | None, cache_dir: str | Path | None = None, skip_corrupt: bool = False,
                  size: int = DataConfig.image_size, progress: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
     """Train and test sets from ``data`` (folder or tarball), or torchvision's CIFAR-10 if None,
     every image resized to ``size`` x ``size``; decoded once, then read from the cache."""
-    cache_dir = Path(cache_dir).expanduser()
+    cache_dir = cache_dir_of(cache_dir)
     if data is None:
         return load_torchvision_cifar10(cache_dir / "cifar10", size)
     source = _existing(data)
@@ -333,7 +354,7 @@ def load_dataset(data: str | Path | None, cache_dir: str | Path = DataConfig.cac
     return ArrayDataset(z["train_x"], z["train_y"], classes), ArrayDataset(z["test_x"], z["test_y"], classes)
 
 
-def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | Path = DataConfig.cache_dir,
+def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | Path | None = None,
                   size: int = DataConfig.image_size, progress: bool = False) -> ArrayDataset:
     """Labelled images to evaluate a model on: the ``test/<class>/*`` of a dataset (its train/ is
     neither needed nor decoded), or a bare ``<class>/*`` folder; labels follow ``classes`` (the
@@ -348,7 +369,7 @@ def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | P
     if unknown:
         raise DataError(f"class(es) {', '.join(unknown)} in {source} are not among the model's classes "
                         f"({', '.join(classes)})")
-    z = _cached(_cache_path(source, Path(cache_dir).expanduser(), size, "labelled", classes),
+    z = _cached(_cache_path(source, cache_dir_of(cache_dir), size, "labelled", classes),
                 lambda: dict(zip(("x", "y"), _arrays(_decode(files, classes, size, False, source.name, progress)))))
     return ArrayDataset(z["x"], z["y"], classes)
 
@@ -362,7 +383,10 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += [p for p in _folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
+            images = [p for p in _folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise DataError(f"{path} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+            found += images
         else:
             found.append(path)
     return found
@@ -373,12 +397,14 @@ def image_files(paths: list[str | Path]) -> list[Path]:
 SPLIT_NAMES = {"test": "Test", "val": "Validation"}
 
 
-def hold_out(data: ArrayDataset, count: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
-    """(the rest, ``count`` images drawn at random): a validation split held out of training.
-    The draw depends on ``seed`` alone, so every recipe compared on it sees the same split."""
+def hold_out(data: ArrayDataset, split: int | float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """(the rest, ``split`` images drawn at random, or that fraction of them): a validation split
+    held out of training. The draw depends on ``seed`` alone, so every recipe compared on it sees
+    the same split."""
+    count = round(split * len(data)) if isinstance(split, float) else split
     if not 0 < count < len(data):
-        raise DataError(f"data.val_split must be between 1 and {len(data) - 1} for {len(data)} "
-                        f"training images, got {count}")
+        raise DataError(f"data.val_split must leave between 1 and {len(data) - 1} of the {len(data)} "
+                        f"training images out, got {split}")
     order = np.random.default_rng(seed).permutation(len(data))
     rest, held = np.sort(order[count:]), np.sort(order[:count])
     return (ArrayDataset(data.images[rest], data.labels[rest], data.classes),

@@ -15,6 +15,7 @@ from torch import nn
 
 from .checkpoint import InferenceRecord
 from .data import ChannelStats, decode_image, image_array
+from .errors import DataError, warn
 from .files import atomic_write_bytes
 from .hub import TrainedModel, load_model
 from .loaders import normalize
@@ -86,10 +87,22 @@ def predict(model: TrainedModel | str | Path, images: ImageLike | Sequence[Image
 
 
 def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
-                  tta_shift: int | None = None, chunk: int = 512) -> list[Prediction]:
-    """``predict`` for image files, any size or format, ``chunk`` at a time."""
+                  tta_shift: int | None = None, chunk: int = 512, skip_corrupt: bool = False) -> list[Prediction]:
+    """``predict`` for image files, any size or format, ``chunk`` at a time; ``skip_corrupt``
+    leaves out, with a warning each, files that are not readable images."""
     trained, paths = load_model(source), list(paths)
+    if skip_corrupt:
+        paths = [p for p in paths if readable(p, trained.record.input_size)]
     return [p for i in range(0, len(paths), chunk) for p in predict(trained, paths[i:i + chunk], top_k, tta, tta_shift)]
+
+
+def readable(path: str | Path, size: int) -> bool:
+    try:
+        decode_image(Path(path), str(path), size)
+        return True
+    except DataError as exc:
+        warn(f"skipping {exc}")
+        return False
 
 
 def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:

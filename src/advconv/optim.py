@@ -48,8 +48,11 @@ def lr_multiplier(schedule: str, warmup: float, total_steps: int) -> Callable[[i
 def build_scheduler(o: OptimConfig, optimizer: torch.optim.Optimizer, total_steps: int):
     """A per-step scheduler: torch's OneCycleLR, or ``lr_multiplier`` for the other schedules."""
     if o.schedule == "onecycle":
+        # torch's one-cycle divides by the warm-up's length in steps minus one: a warm-up of exactly
+        # one step would divide by zero, so it starts at the peak instead (as a zero warm-up does)
+        warmup = 0.0 if o.warmup * total_steps == 1 else o.warmup
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=o.lr, total_steps=total_steps, pct_start=o.warmup,
+            optimizer, max_lr=o.lr, total_steps=total_steps, pct_start=warmup,
             cycle_momentum=o.name == "sgd" and o.momentum > 0,
         )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(o.schedule, o.warmup, total_steps))

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from .checkpoint import InferenceRecord
-from .config import Config, DataConfig, config_from_dict
+from .config import Config, config_from_dict
 from .data import SPLIT_NAMES, ArrayDataset, channel_stats, hold_out, load_dataset, load_labelled
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .hub import TrainedModel, load_model
 from .loaders import BatchLoader, make_loaders
 from .loops import EvalResult, evaluate
@@ -35,22 +35,30 @@ def _data_config(trained: TrainedModel) -> dict:
     return trained.provenance.get("config", {}).get("data", {})
 
 
+def data_of(trained: TrainedModel, data: str | Path | None) -> str | Path | None:
+    """``data`` when given, else the data the model was trained on, if it is on this machine
+    (None: torchvision's CIFAR-10, as in training). The cache is this machine's (``cache_dir_of``)."""
+    if data is not None:
+        return data
+    stored = _data_config(trained).get("path")
+    if stored is not None and not Path(stored).expanduser().exists():
+        raise DataError(f"the data this model was trained on, {stored}, is not on this machine: "
+                        "give the data with --data PATH")
+    return stored
+
+
 def trained_on(trained: TrainedModel, data: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) data ``trained`` was trained on, or ``data`` when given."""
-    data_cfg = _data_config(trained)
-    return load_dataset(data if data is not None else data_cfg.get("path"),
-                        data_cfg.get("cache_dir", DataConfig.cache_dir), size=trained.record.input_size)
+    return load_dataset(data_of(trained, data), size=trained.record.input_size)
 
 
 def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
     """Labelled images to evaluate ``trained`` on: ``data`` (a dataset's test/, or a bare
     <class>/ folder), else the test set of the data it was trained on."""
-    data_cfg = _data_config(trained)
-    source = data if data is not None else data_cfg.get("path")
+    source = data_of(trained, data)
     if source is None:
         return trained_on(trained)[1]  # torchvision's CIFAR-10
-    return load_labelled(source, trained.record.classes, data_cfg.get("cache_dir", DataConfig.cache_dir),
-                         trained.record.input_size)
+    return load_labelled(source, trained.record.classes, size=trained.record.input_size)
 
 
 def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
@@ -116,11 +124,12 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         raise CheckpointError(f"no metrics.json in {run_dir}; is it a training run directory?")
-    written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
-    evaluation = evaluate_checkpoint(run_dir / "last.pt", data)
+    evaluation = evaluate_checkpoint(run_dir / "last.pt", data)  # the data first: nothing is written without it
+    trained = TrainedModel(evaluation.model, evaluation.record, evaluation.provenance)
     cfg = config_from_dict(evaluation.provenance["config"])
-    train, _ = load_dataset(data or cfg.data.path, cfg.data.cache_dir, size=cfg.data.image_size)
+    train, _ = trained_on(trained, data)
     images, labels = augmented_samples(cfg, train)
+    written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
                                    title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))
     result, test = evaluation.result, evaluation.test

@@ -8,6 +8,7 @@ GPU); only rank 0 evaluates, logs and writes, and an error there stops every ran
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from torch import nn
 from .checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint, save_weights
 from .config import Config, config_from_dict, validate_config
 from .data import SPLIT_NAMES, channel_stats, dataset_classes, hold_out, load_dataset
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged, warn
 from .loaders import BatchLoader, make_loaders, normalize
 from .loops import evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
-from .models import NetSpec, build_net, resolve_spec, validate_spec
+from .models import PARAM_BUDGET, NetSpec, build_net, resolve_spec, validate_spec
 from .optim import build_ema, build_optimizer, build_scheduler
+from .rules import check_rules
 from .rundir import WEIGHTS, prepare_run_dir, write_metrics
 from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
 from .whiten import WHITENABLE, whiten_first_conv, whitening_filters, whitening_sample
@@ -54,6 +56,7 @@ class RunData:
     sizes: tuple[int, int]                # training and evaluated images
     steps_per_epoch: int
     whiten_filters: torch.Tensor | None = None  # the first conv's start, with optim.whiten
+    note: str | None = None               # what was adapted to the data, for the log
 
 
 def _print_now(line: str) -> None:
@@ -73,7 +76,9 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         checkpoint = load_checkpoint(resume_from)
         cfg = config_from_dict(checkpoint.config)
         cfg.run_dir = str(resume_from if Path(resume_from).is_dir() else Path(resume_from).parent)
-    cfg = cfg or Config()
+    cfg = copy.deepcopy(cfg or Config())
+    if cfg.data.path is not None:  # stored resolved: the run's own evaluations and resumes find it from anywhere
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
     spec = checked_spec(cfg)
     rt = Runtime.start(cfg.device, cfg.precision)
     say = log if rt.is_main else (lambda _: None)
@@ -103,6 +108,8 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         f"{sum(p.numel() for p in model.parameters()):,} params | device {rt.device} "
         f"| precision {rt.dtype or torch.float32} | pipeline {cfg.data.pipeline} | "
         f"{data.sizes[0]} train / {data.sizes[1]} {data.split} images | world size {rt.world_size}")
+    if data.note:
+        say(data.note)
     if rt.device.type == "cuda" and cfg.data.pipeline == "albumentations":
         say("note: on a GPU the per-image albumentations pipeline is what limits the speed; "
             "data.pipeline: batched augments on the GPU, about 6x faster per epoch for the same net on an H200")
@@ -171,10 +178,24 @@ def checked_spec(cfg: Config) -> NetSpec:
     if not fixed and spec.num_classes != len(classes):
         spec = dataclasses.replace(spec, num_classes=len(classes))
         validate_spec(spec, cfg.data.image_size, cfg.max_params)
+    check_the_rules(spec, cfg)
     if cfg.optim.whiten and spec.blocks[0].conv_type[0] not in WHITENABLE:
         raise ConfigError(f"optim.whiten needs a first layer of kind {' or '.join(WHITENABLE)}; "
                           f"this net's is {spec.blocks[0].conv_type[0]!r}")
     return spec
+
+
+def check_the_rules(spec: NetSpec, cfg: Config) -> None:
+    """The rules of `advconv check` on the net about to train: each failure is a warning (a net
+    outside the assignment may be trained on purpose), or with ``strict`` an error."""
+    budget = cfg.max_params or PARAM_BUDGET
+    report = check_rules(build_net(spec, cfg.data.image_size, check=False), cfg.data.image_size, budget)
+    no_budget = cfg.max_params is None  # then the parameter rule does not apply
+    failed = [r for r in report.results if not r.passed and not (no_budget and r.rule.startswith("params"))]
+    if failed and cfg.strict:
+        raise ConfigError("strict: the net fails " + "; ".join(f"{r.rule} ({r.detail})" for r in failed))
+    for r in failed:
+        warn(f"the net fails the rule '{r.rule}': {r.detail} (strict: true refuses such a net)")
 
 
 def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -> RunData:
@@ -186,6 +207,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
     if cfg.data.val_split:
         train, test = hold_out(train, cfg.data.val_split)
         split = "val"
+    note = fit_batch_to_data(cfg, len(train) // rt.world_size)
     stats = channel_stats(train.images)
     train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device)
     steps = len(train_for(0))
@@ -201,7 +223,28 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
         sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
         first = spec.blocks[0]
         filters = whitening_filters(sample, first.kernel_size[0], first.dilation[0])
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters)
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters, note)
+
+
+MIN_BATCH = 16
+
+
+def fit_batch_to_data(cfg: Config, images: int) -> str | None:
+    """With fewer than ``min_steps`` steps per epoch a run barely moves per epoch (a few hundred
+    images at batch 512 make one or two): the batch shrinks to the largest power of two that
+    gives that many steps, but not below ``MIN_BATCH`` (batch norm needs a few images per batch),
+    and the learning rate with it (linear scaling), in ``cfg`` itself so that the checkpoint and
+    a resume keep them. Returns the line the log shows, or None."""
+    if not cfg.min_steps or images // cfg.batch_size >= cfg.min_steps:
+        return None
+    batch = max(MIN_BATCH, 2 ** max(0, (images // cfg.min_steps).bit_length() - 1))
+    if batch >= cfg.batch_size:
+        return None
+    before, lr = cfg.batch_size, cfg.optim.lr
+    cfg.batch_size, cfg.optim.lr = batch, lr * batch / before
+    return (f"note: {images} training images make {images // before} steps of batch {before} per epoch; training "
+            f"with batch {batch} and lr {cfg.optim.lr:.4g} (scaled from {lr:g}), {images // batch} steps per epoch "
+            f"(min_steps {cfg.min_steps}; min_steps 0 keeps the configured batch)")
 
 
 def build_model(cfg: Config, spec: NetSpec, rt: Runtime, whiten_filters: torch.Tensor | None) -> nn.Module:

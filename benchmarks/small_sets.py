@@ -1,0 +1,45 @@
+"""Build small real image sets out of the CIFAR-10 tarball, to measure what the defaults do
+on a data set of a user's size (a few hundred to two thousand images).
+
+    python benchmarks/small_sets.py --data ../shared/data/cifar10-jpeg.tar.gz --out runs/small
+
+writes ``OUT/cifar10-100`` (all 10 classes, 100 training and 50 test images each) and
+``OUT/cifar3-500`` (cat, dog, horse: 500 training and 100 test images each) as image folders,
+the first images of each class in the tarball's order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tarfile
+from pathlib import Path
+
+SETS = {"cifar10-100": (None, 100, 50), "cifar3-500": (("cat", "dog", "horse"), 500, 100)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the CIFAR-10 JPEG tarball")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    taken: dict[tuple[str, str, str], int] = {}
+    with tarfile.open(args.data) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 3 or parts[-3] not in ("train", "test"):
+                continue
+            split, cls = parts[-3], parts[-2]
+            for name, (classes, train_n, test_n) in SETS.items():
+                limit = train_n if split == "train" else test_n
+                if (classes is None or cls in classes) and taken.get((name, split, cls), 0) < limit:
+                    taken[(name, split, cls)] = taken.get((name, split, cls), 0) + 1
+                    target = args.out / name / split / cls / parts[-1]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tar.extractfile(member).read())
+    for name in SETS:
+        for split in ("train", "test"):
+            print(f"{args.out / name / split}: {sum(1 for _ in (args.out / name / split).glob('*/*'))} images")
+
+
+if __name__ == "__main__":
+    main()
