@@ -78,7 +78,8 @@ def test_predict_a_folder_of_unlabelled_images_to_csv(tmp_path, image_folder, ca
 @pytest.mark.parametrize("schedule", SETTINGS["optim.schedule"].choices)
 def test_fewer_training_images_than_one_batch(tmp_path, image_folder, schedule, capsys):
     assert main(["train", "--data", str(image_folder), "--schedule", schedule, "--batch_size", "512",
-                 "--min_steps", "0", "--run_dir", str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache"), "--no-progress"]) == 2
+                 "--min_steps", "0", "--run_dir", str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache"),
+                 "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "72 training images make no full batch of batch_size 512" in err
     assert "use --batch_size 72 or less" in err
