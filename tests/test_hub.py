@@ -33,6 +33,7 @@ def predictions(tag: str) -> list[str]:
 
 def test_some_weights_ship_and_each_tag_names_an_architecture():
     assert shipped_tags() and all(architecture_of(tag) in MODELS for tag in shipped_tags())
+    assert len(IMAGES) == 20  # the committed test images are there
 
 
 @pytest.mark.parametrize("tag", shipped_tags())
