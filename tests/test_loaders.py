@@ -115,3 +115,43 @@ def test_downsample_blurs_the_chosen_share_of_a_batch_and_leaves_the_rest():
     smoothness = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
     assert smoothness(x1[changed]) < 0.8 * smoothness(x0[changed])  # random noise images get smoother
     torch.testing.assert_close(x1[changed].mean(), x0[changed].mean(), atol=0.05, rtol=0)  # colour kept
+
+
+@pytest.mark.parametrize("mix", [{"mixup": 1.0}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}])
+def test_mixing_mixes_the_targets_in_the_proportions_of_the_images(mix):
+    classes = tuple("abcdefgh")
+    values = np.arange(8, dtype=np.uint8) * 30  # class k: an image of constant value 30 k
+    images = np.repeat(values, 32 * 32 * 3).reshape(8, 32, 32, 3)
+    data = ArrayDataset(np.concatenate([images] * 4), np.tile(np.arange(8), 4), classes)
+    still = AugmentConfig(hflip=0, cutout=0)
+    loader = BatchLoader(data, STATS, 32, train=True, aug=still, batched=BatchedConfig(translate=0, **mix))
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        x, y = next(iter(loader))
+        assert y.shape == (32, 8) and torch.allclose(y.sum(1), torch.ones(32))
+        assert ((y > 0).sum(1) <= 2).all() and (y < 1).any()  # each image mixed with (at most) one partner
+        level = (torch.from_numpy(values).float() / 255 - 0.5) / 0.25  # each class's value, normalized
+        torch.testing.assert_close(x.mean((1, 2, 3)), y @ level, atol=1e-4, rtol=0)  # image shares = target shares
+
+
+def test_a_mixed_run_trains_and_resumes_bitwise(tmp_path, image_folder):
+    from advconv.checkpoint import load_checkpoint
+    from advconv.train import fit
+
+    from .conftest import tiny_config
+
+    settings = dict(precision="fp32", deterministic=True, epochs=2, mixup=0.4, cutmix=1.0)
+    straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
+    assert all(np.isfinite(h["train_loss"]) for h in straight.history)
+
+    def stop_after_one(line):
+        if line.startswith("Epoch 2/"):
+            raise KeyboardInterrupt
+
+    cfg = tiny_config(tmp_path / "b", image_folder, **settings)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, log=stop_after_one, progress=False)
+    resumed = fit(resume_from=cfg.run_dir, progress=False)
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    assert load_checkpoint(tmp_path / "b" / "run").history == resumed.history

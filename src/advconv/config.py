@@ -89,15 +89,24 @@ class BatchedConfig:
     downsample: float = setting(0.0, "probability of showing an image at a lower resolution (shrunk, then "
                                      "stretched back)", PROBABILITY)
     downsample_min: int = setting(16, "the smallest size, in pixels, a downsampled image is shrunk to", at_least(8))
+    mixup: float = setting(0.0, "MixUp: each image averaged with a partner from its batch, the weight drawn from "
+                                "Beta(a, a); the targets mixed alike (0: off)", at_least(0))
+    cutmix: float = setting(0.0, "CutMix: a box of a partner's image pasted in, its area drawn from Beta(a, a); the "
+                                 "targets mixed by area; with mixup too, one of the two per batch (0: off)", at_least(0))
 
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "adam", "adamw"] = setting("sgd", "sgd (with momentum, Nesterov by default), adam or adamw")
+    name: Literal["sgd", "adam", "adamw", "muon"] = setting(
+        "sgd", "sgd (with momentum, Nesterov by default), adam, adamw, or muon (Muon's orthogonalized steps for "
+               "the dense conv filters, sgd for the rest)")
     lr: float = setting(0.4, "peak learning rate", (lambda v: v > 0, "must be > 0"))
     momentum: float = setting(0.9, "SGD momentum", within(0, 1, open_high=True))
     nesterov: bool = setting(True, "Nesterov momentum for SGD")
     weight_decay: float = setting(5e-4, "L2 penalty on conv/linear weights (not on norms or biases)", at_least(0))
+    muon_lr: float = setting(0.3, "muon: the filters' peak learning rate, as a multiple of lr",
+                             (lambda v: v > 0, "must be > 0"))
+    muon_momentum: float = setting(0.6, "muon: the filters' Nesterov momentum", within(0, 1, open_high=True))
     schedule: Literal["onecycle", "cosine", "linear", "step", "constant"] = setting(
         "onecycle", "learning-rate schedule, stepped every batch")
     warmup: float = setting(0.2, "fraction of the steps spent warming up", within(0, 1, open_high=True))

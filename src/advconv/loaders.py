@@ -133,6 +133,7 @@ class BatchLoader:
         self.device = torch.device(device)
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)  # N,C,H,W
         self.labels = torch.from_numpy(data.labels).to(self.device)
+        self.num_classes = len(data.classes)
         self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
         self.aug = aug if aug is not None else AugmentConfig()
         self.batched = batched if batched is not None else BatchedConfig()
@@ -176,9 +177,12 @@ class BatchLoader:
                 x = self._downsample(x, g)
             if self.train and self.aug.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
+            y = self.labels[sel]
+            if self.train and (self.batched.mixup > 0 or self.batched.cutmix > 0):
+                x, y = self._mix(x, y, g)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[sel]
+            yield x, y
 
     def augment(self, x: torch.Tensor, flip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Mirror the ``flip`` images and translate all (reflect-padded crop) of a uint8 batch."""
@@ -209,6 +213,31 @@ class BatchLoader:
         x = x.clone()
         x[chosen] = resized(resized(x[chosen], (size, size * w // h)), (h, w))
         return x
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """MixUp (a weighted average of each image and a partner's) or CutMix (a box of the
+        partner's pasted in), one of the two per batch when both are on; the partners are a
+        shuffle of the batch and the weight is drawn from Beta(a, a). The targets become class
+        probabilities in the same proportions (for CutMix, the share of the image each fills)."""
+        n, _, h, w = x.shape
+        cut = self.batched.cutmix > 0 and (self.batched.mixup == 0 or
+                                           float(torch.rand(1, generator=g, device=self.device)) < 0.5)
+        alpha = self.batched.cutmix if cut else self.batched.mixup
+        seed = int(torch.randint(2**31 - 1, (1,), generator=g, device=self.device))
+        keep = float(np.random.default_rng(seed).beta(alpha, alpha))  # torch's Beta takes no generator
+        partner = torch.randperm(n, generator=g, device=self.device)
+        if cut:
+            side_h, side_w = int(h * (1 - keep) ** 0.5), int(w * (1 - keep) ** 0.5)
+            cy, cx = (int(torch.randint(0, size, (1,), generator=g, device=self.device)) for size in (h, w))
+            top, bottom = max(cy - side_h // 2, 0), min(cy + side_h - side_h // 2, h)
+            left, right = max(cx - side_w // 2, 0), min(cx + side_w - side_w // 2, w)
+            x = x.clone()
+            x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
+            keep = 1 - (bottom - top) * (right - left) / (h * w)
+        else:
+            x = keep * x + (1 - keep) * x[partner]
+        one_hot = torch.nn.functional.one_hot(y, self.num_classes).float()
+        return x, keep * one_hot + (1 - keep) * one_hot[partner]
 
     def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape

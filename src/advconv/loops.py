@@ -39,7 +39,8 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         if ema is not None:
             ema.update_parameters(model)
         total_loss += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
+        labels = y.argmax(1) if y.ndim > 1 else y  # mixed targets: the class with the larger share
+        correct += (logits.argmax(1) == labels).sum().item()
         seen += len(y)
         bar.set_description(f"Train: Loss={loss.item():.2f} Batch_id={batch_id} "
                             f"Accuracy={100 * correct / seen:.2f}")

@@ -132,7 +132,7 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
             "epoch": epoch, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 3),
             f"{data.split}_loss": round(result.loss, 5) if result else None,
             f"{data.split}_acc": round(result.accuracy, 3) if result else None,
-            "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 2), "epoch_s": round(now - t0, 2),
+            "lr": optimizer.param_groups[-1]["lr"], "train_s": round(train_s, 2), "epoch_s": round(now - t0, 2),
             "elapsed_s": round(elapsed_before + now - start, 2),
         }
         history.append(row)
