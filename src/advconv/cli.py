@@ -23,11 +23,8 @@ from .models import MODELS, PARAM_BUDGET
 
 def flags(*names: str) -> list[str]:
     """``--name``, with the other spelling of a multi-word name as an alias (dashes or underscores)."""
-    found = []
-    for name in names:
-        found += [f"--{name}"] + [f"--{other}" for other in (name.replace("_", "-"), name.replace("-", "_"))
-                                   if other != name and other not in [f[2:] for f in found]]
-    return list(dict.fromkeys(found))
+    spellings = [f"--{s}" for name in names for s in (name, name.replace("_", "-"), name.replace("-", "_"))]
+    return list(dict.fromkeys(spellings))
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

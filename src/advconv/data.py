@@ -89,8 +89,8 @@ def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndar
 
 @dataclass
 class ImageFile:
-    """One image of a dataset, not yet read; ``cls`` None marks a class folder that holds no
-    image file at all (so that it is an error, not a class silently dropped)."""
+    """One image of a dataset, not yet read; ``read`` None marks a class folder of train/ that
+    holds no image file at all (so that it is an error, not a class silently dropped)."""
 
     split: str | None        # "train", "test", or None in a bare <class>/ layout
     cls: str
@@ -125,15 +125,14 @@ def scan(source: str | Path) -> list[ImageFile]:
     if source.is_dir():
         paths = [p for p in _folder_files(source) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         found = [(_split_and_class(p.relative_to(source).parts), str(p), p.read_bytes) for p in paths]
-        folders = [Path(folder).relative_to(source).parts + (name, "-") for folder, names, _ in os.walk(source)
-                   for name in names if Path(folder).name == "train"]
+        folders = {("train", name) for folder, names, _ in os.walk(source) if Path(folder).name == "train"
+                   for name in names}
     elif source.is_file():
         found, folders = _scan_tarball(source)
     else:
         raise DataError(f"{source} is neither a folder nor an archive")
     files = [ImageFile(at[0], at[1], name, read) for at, name, read in found if at]
-    classes = {(f.split, f.cls) for f in files}
-    empty = {_split_and_class(parts) for parts in folders} - classes
+    empty = folders - {(f.split, f.cls) for f in files}  # (split, class) of the class folders of train/
     return files + [ImageFile(split, cls, cls, None) for split, cls in sorted(empty)]
 
 
@@ -150,8 +149,8 @@ class _Tarball:
             with tarfile.open(path, "r:*") as tar:
                 members = tar.getmembers()
                 self.members = [m for m in members if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
-                self.folders = [Path(m.name).parts + ("-",) for m in members
-                                if m.isdir() and len(Path(m.name).parts) >= 2 and Path(m.name).parts[-2] == "train"]
+                self.folders = {("train", Path(m.name).name) for m in members
+                                if m.isdir() and Path(m.name).parent.name == "train"}
         except ARCHIVE_ERRORS as exc:
             raise DataError(f"cannot read archive {path}: {_archive_reason(exc)}") from None
 
@@ -171,7 +170,7 @@ def _archive_reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__  # one line
 
 
-def _scan_tarball(path: Path) -> tuple[list, list]:
+def _scan_tarball(path: Path) -> tuple[list, set[tuple[str, str]]]:
     tarball = _Tarball(path)
     return ([(_split_and_class(Path(m.name).parts), f"{path}:{m.name}", tarball.reader(m)) for m in tarball.members],
             tarball.folders)
