@@ -132,26 +132,3 @@ def test_mixing_mixes_the_targets_in_the_proportions_of_the_images(mix):
         assert ((y > 0).sum(1) <= 2).all() and (y < 1).any()  # each image mixed with (at most) one partner
         level = (torch.from_numpy(values).float() / 255 - 0.5) / 0.25  # each class's value, normalized
         torch.testing.assert_close(x.mean((1, 2, 3)), y @ level, atol=1e-4, rtol=0)  # image shares = target shares
-
-
-def test_a_mixed_run_trains_and_resumes_bitwise(tmp_path, image_folder):
-    from advconv.checkpoint import load_checkpoint
-    from advconv.train import fit
-
-    from .conftest import tiny_config
-
-    settings = dict(precision="fp32", deterministic=True, epochs=2, mixup=0.4, cutmix=1.0)
-    straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
-    assert all(np.isfinite(h["train_loss"]) for h in straight.history)
-
-    def stop_after_one(line):
-        if line.startswith("Epoch 2/"):
-            raise KeyboardInterrupt
-
-    cfg = tiny_config(tmp_path / "b", image_folder, **settings)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg, log=stop_after_one, progress=False)
-    resumed = fit(resume_from=cfg.run_dir, progress=False)
-    for name, tensor in straight.model.state_dict().items():
-        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
-    assert load_checkpoint(tmp_path / "b" / "run").history == resumed.history

@@ -49,7 +49,8 @@ def interrupt_after(epochs: int):
 
 
 @pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in SETTINGS["data.pipeline"].choices]
-                         + [("batched", {"whiten": True, "ema": 0.9}), ("batched", {"name": "muon"})])
+                         + [("batched", {"whiten": True, "ema": 0.9}), ("batched", {"name": "muon"}),
+                            ("batched", {"mixup": 0.4, "cutmix": 1.0})])
 def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers):
     settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3, **levers)
     straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)

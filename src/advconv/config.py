@@ -25,7 +25,7 @@ Rule = tuple[Callable[[Any], bool], str]  # (the test a value passes, what the m
 
 
 def at_least(low: float) -> Rule:
-    return (lambda v: v is None or v >= low), f"must be >= {low}"
+    return (lambda v: v >= low), f"must be >= {low}"  # validate_config skips null values
 
 
 def within(low: float, high: float, *, open_high: bool = False) -> Rule:

@@ -18,7 +18,9 @@ from .checkpoint import InferenceRecord
 from .data import ChannelStats
 from .errors import ConfigError
 from .files import atomic_write, atomic_write_bytes
+from .hub import beside, load_model
 from .inference import preprocess, with_views
+from .report import trained_on
 from .views import TestTimeViews
 
 EXPORT_FORMATS = ("onnx", "torchscript")
@@ -118,9 +120,6 @@ def export(source: str | Path, output: str | Path | None = None, fmt: str = "onn
     named after it). ``tta`` bakes the run's test-time views into the graph; ``int8`` also writes
     a quantized ONNX file calibrated on ``calibration`` training images of ``data`` (default: the
     data it was trained on). Every input is checked, and the data loaded, before a file is written."""
-    from .hub import beside, load_model
-    from .report import trained_on
-
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if int8 and fmt != "onnx":
