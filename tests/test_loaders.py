@@ -117,18 +117,29 @@ def test_downsample_blurs_the_chosen_share_of_a_batch_and_leaves_the_rest():
     torch.testing.assert_close(x1[changed].mean(), x0[changed].mean(), atol=0.05, rtol=0)  # colour kept
 
 
-@pytest.mark.parametrize("mix", [{"mixup": 1.0}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}])
-def test_mixing_mixes_the_targets_in_the_proportions_of_the_images(mix):
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("mix", [{}, {"mixup": 1.0}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}])
+def test_mixing_mixes_the_targets_in_the_proportions_of_the_images(mix, soft):
+    """Class k's images have the constant value 30 k; a batch's mean values must follow its targets,
+    hard labels or (``soft``, as distillation gives) a row of probabilities per image."""
     classes = tuple("abcdefgh")
-    values = np.arange(8, dtype=np.uint8) * 30  # class k: an image of constant value 30 k
+    values = np.arange(8, dtype=np.uint8) * 30
     images = np.repeat(values, 32 * 32 * 3).reshape(8, 32, 32, 3)
-    data = ArrayDataset(np.concatenate([images] * 4), np.tile(np.arange(8), 4), classes)
+    labels = np.tile(np.arange(8), 4)
+    data = ArrayDataset(np.concatenate([images] * 4), labels, classes)
+    rows = torch.eye(8)
+    if soft:  # class k's target: 3/4 on k, 1/4 on k + 1
+        rows = 0.75 * rows + 0.25 * rows.roll(1, 1)
     still = AugmentConfig(hflip=0, cutout=0)
-    loader = BatchLoader(data, STATS, 32, train=True, aug=still, batched=BatchedConfig(translate=0, **mix))
+    loader = BatchLoader(data, STATS, 32, train=True, aug=still, batched=BatchedConfig(translate=0, **mix),
+                         targets=rows[labels] if soft else None)
+    level = (torch.from_numpy(values).float() / 255 - 0.5) / 0.25  # each class's value, normalized
+    per_share = torch.linalg.solve(rows, level)  # what a unit of each target column adds to the mean
     for epoch in range(3):
         loader.set_epoch(epoch)
         x, y = next(iter(loader))
+        y = y if y.ndim > 1 else rows[y]
         assert y.shape == (32, 8) and torch.allclose(y.sum(1), torch.ones(32))
-        assert ((y > 0).sum(1) <= 2).all() and (y < 1).any()  # each image mixed with (at most) one partner
-        level = (torch.from_numpy(values).float() / 255 - 0.5) / 0.25  # each class's value, normalized
-        torch.testing.assert_close(x.mean((1, 2, 3)), y @ level, atol=1e-4, rtol=0)  # image shares = target shares
+        torch.testing.assert_close(x.mean((1, 2, 3)), y @ per_share, atol=1e-4, rtol=0)  # image shares = target shares
+        mixed = (y[:, None] - rows[None]).abs().sum(-1).min(1).values > 1e-6  # no class's own target
+        assert mixed.any() == bool(mix)

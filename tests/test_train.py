@@ -50,8 +50,9 @@ def interrupt_after(epochs: int):
 
 @pytest.mark.parametrize("pipeline, levers", [(p, {}) for p in SETTINGS["data.pipeline"].choices]
                          + [("batched", {"whiten": True, "ema": 0.9}), ("batched", {"name": "muon"}),
-                            ("batched", {"mixup": 0.4, "cutmix": 1.0})])
-def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers):
+                            ("batched", {"mixup": 0.4, "cutmix": 1.0}), ("batched", {"teacher": "checkpoint"})])
+def test_resume_equals_uninterrupted_run(tmp_path, image_folder, pipeline, levers, request):
+    levers = {k: str(request.getfixturevalue(v)) if v == "checkpoint" else v for k, v in levers.items()}
     settings = dict(pipeline=pipeline, precision="fp32", deterministic=True, epochs=3, **levers)
     straight = fit(tiny_config(tmp_path / "a", image_folder, **settings), progress=False)
     cfg = tiny_config(tmp_path / "b", image_folder, **settings)

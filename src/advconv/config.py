@@ -118,6 +118,17 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Learning from a trained teacher (``advconv.distill``)."""
+
+    teacher: str | None = setting(None, "a trained net whose predictions join the training targets: a run directory, "
+                                        "a weights file or a shipped name (null: off)")
+    teacher_weight: float = setting(0.5, "the teacher's share of each training target; its label has the rest", PROBABILITY)
+    temperature: float = setting(1.0, "the teacher's logits are divided by this before its softmax (above 1: softer)",
+                                 (lambda v: v > 0, "must be > 0"))
+
+
+@dataclass
 class Config:
     model: Any = setting("stem8", "an architecture name, or a mapping describing a net (blocks of per-layer "
                                   "lists, or base: NAME with the fields it changes)")
@@ -146,6 +157,7 @@ class Config:
     albumentations: AlbumentationsConfig = field(default_factory=AlbumentationsConfig)
     batched: BatchedConfig = field(default_factory=BatchedConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

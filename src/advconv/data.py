@@ -321,7 +321,7 @@ def _existing(data: str | Path) -> Path:
     return source
 
 
-def _cached(cache: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def cached_arrays(cache: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The arrays in ``cache``, or ``build()``'s, written there for next time."""
     if cache.exists():
         try:
@@ -348,7 +348,7 @@ def load_dataset(data: str | Path | None, cache_dir: str | Path | None = None, s
         return dict(train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels,
                     classes=np.array(train.classes))
 
-    z = _cached(_dataset_cache(source, cache_dir, size, skip_corrupt), build)
+    z = cached_arrays(_dataset_cache(source, cache_dir, size, skip_corrupt), build)
     classes = tuple(z["classes"].tolist())
     return ArrayDataset(z["train_x"], z["train_y"], classes), ArrayDataset(z["test_x"], z["test_y"], classes)
 
@@ -368,7 +368,7 @@ def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | P
     if unknown:
         raise DataError(f"class(es) {', '.join(unknown)} in {source} are not among the model's classes "
                         f"({', '.join(classes)})")
-    z = _cached(_cache_path(source, cache_dir_of(cache_dir), size, "labelled", classes),
+    z = cached_arrays(_cache_path(source, cache_dir_of(cache_dir), size, "labelled", classes),
                 lambda: dict(zip(("x", "y"), _arrays(_decode(files, classes, size, False, source.name, progress)))))
     return ArrayDataset(z["x"], z["y"], classes)
 

@@ -74,10 +74,12 @@ def albumentations_transform(stats: ChannelStats, aug: AugmentConfig, affine: Al
 class AlbumentationsDataset(Dataset):
     """(uint8 image, label) pairs from an ArrayDataset through an albumentations pipeline; with
     ``flip_phase`` (``flip_phases``) each image is first mirrored in every other epoch
-    (``set_epoch``) instead of by the pipeline's coin."""
+    (``set_epoch``) instead of by the pipeline's coin; with ``targets`` (one row of class
+    probabilities per image) the label is that row."""
 
-    def __init__(self, data: ArrayDataset, transform, flip_phase: np.ndarray | None = None) -> None:
-        self.data, self.transform, self.flip_phase = data, transform, flip_phase
+    def __init__(self, data: ArrayDataset, transform, flip_phase: np.ndarray | None = None,
+                 targets: torch.Tensor | None = None) -> None:
+        self.data, self.transform, self.flip_phase, self.targets = data, transform, flip_phase, targets
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -90,7 +92,8 @@ class AlbumentationsDataset(Dataset):
         image = self.data.images[i]
         if self.flip_phase is not None and mirrored(self.flip_phase[i], self.epoch):
             image = np.ascontiguousarray(image[:, ::-1])
-        return self.transform(image=image)["image"], int(self.data.labels[i])
+        label = self.targets[i] if self.targets is not None else int(self.data.labels[i])
+        return self.transform(image=image)["image"], label
 
 
 class Normalized:
@@ -122,17 +125,20 @@ class BatchLoader:
     Randomness comes from ``seed`` and the epoch number alone, so a resumed run sees the
     same batches as an uninterrupted one. ``rank``/``world_size`` shard each epoch's
     permutation for data-parallel training. ``aug`` and ``batched`` (the config's sections) are
-    used when ``train`` is true. On a GPU
-    ``device`` keeps the uint8 images there and augments them there: no copy per batch.
+    used when ``train`` is true; ``targets`` (one row of class probabilities per image) replace
+    the labels there. On a GPU ``device`` keeps the uint8 images there and augments them there:
+    no copy per batch.
     """
 
     def __init__(self, data: ArrayDataset, stats: ChannelStats, batch_size: int, train: bool,
                  aug: AugmentConfig | None = None, batched: BatchedConfig | None = None, seed: int = 0,
                  channels_last: bool = True,
-                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> None:
+                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
+                 targets: torch.Tensor | None = None) -> None:
         self.device = torch.device(device)
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)  # N,C,H,W
         self.labels = torch.from_numpy(data.labels).to(self.device)
+        self.targets = targets.to(self.device) if targets is not None and train else None
         self.num_classes = len(data.classes)
         self.stats, self.batch_size, self.train, self.seed = stats, batch_size, train, seed
         self.aug = aug if aug is not None else AugmentConfig()
@@ -177,7 +183,7 @@ class BatchLoader:
                 x = self._downsample(x, g)
             if self.train and self.aug.cutout > 0:
                 x = x.masked_fill(self._cutout_mask(x, g), 0.0)  # 0 == the dataset mean after normalizing
-            y = self.labels[sel]
+            y = self.labels[sel] if self.targets is None else self.targets[sel]
             if self.train and (self.batched.mixup > 0 or self.batched.cutmix > 0):
                 x, y = self._mix(x, y, g)
             if self.channels_last:
@@ -236,8 +242,8 @@ class BatchLoader:
             keep = 1 - (bottom - top) * (right - left) / (h * w)
         else:
             x = keep * x + (1 - keep) * x[partner]
-        one_hot = torch.nn.functional.one_hot(y, self.num_classes).float()
-        return x, keep * one_hot + (1 - keep) * one_hot[partner]
+        probs = y if y.ndim > 1 else torch.nn.functional.one_hot(y, self.num_classes).float()
+        return x, keep * probs + (1 - keep) * probs[partner]
 
     def _cutout_mask(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -274,16 +280,17 @@ def loader_workers(workers: int | None, cpus: int | None = None) -> int:
 
 def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
                  rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
-                 ) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline.
-    On a CUDA ``device`` the batched pipeline holds the images there."""
+                 targets: torch.Tensor | None = None) -> tuple[Callable[[int], Iterable], BatchLoader]:
+    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline,
+    training on ``targets`` (class probabilities per training image) instead of the labels when
+    given. On a CUDA ``device`` the batched pipeline holds the images there."""
     device = device if torch.device(device).type == "cuda" else "cpu"
     test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
                               device=device)
     if cfg.data.pipeline == "batched":
         loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, batched=cfg.batched,
                              seed=cfg.seed, channels_last=cfg.channels_last, rank=rank, world_size=world_size,
-                             device=device)
+                             device=device, targets=targets)
 
         def batched_epoch(epoch: int) -> BatchLoader:
             loader.set_epoch(epoch)
@@ -293,7 +300,7 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: Ch
     transform = albumentations_transform(stats, cfg.augment, cfg.albumentations, train=True)
     # as numpy: read once per image, where a torch scalar op costs more than the lookup is worth
     phases = flip_phases(len(train), cfg.seed).numpy() if cfg.augment.alternate_flip else None
-    dataset = AlbumentationsDataset(train, transform, phases)
+    dataset = AlbumentationsDataset(train, transform, phases, targets)
 
     def albumentations_epoch(epoch: int) -> torch.utils.data.DataLoader:
         # the shuffle is the sampler's, shared by all ranks; augmentation draws are each rank's own

@@ -21,6 +21,7 @@ from torch import nn
 from .checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint, save_weights
 from .config import Config, config_from_dict, validate_config
 from .data import SPLIT_NAMES, channel_stats, dataset_classes, hold_out, load_dataset
+from .distill import distilled_targets
 from .errors import ConfigError, TrainingDiverged, warn
 from .loaders import BatchLoader, make_loaders, normalize
 from .loops import evaluate, train_epoch
@@ -56,7 +57,7 @@ class RunData:
     sizes: tuple[int, int]                # training and evaluated images
     steps_per_epoch: int
     whiten_filters: torch.Tensor | None = None  # the first conv's start, with optim.whiten
-    note: str | None = None               # what was adapted to the data, for the log
+    notes: list[str] = dataclasses.field(default_factory=list)  # what was adapted or added, for the log
 
 
 def _print_now(line: str) -> None:
@@ -77,8 +78,11 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         cfg = config_from_dict(checkpoint.config)
         cfg.run_dir = str(resume_from if Path(resume_from).is_dir() else Path(resume_from).parent)
     cfg = copy.deepcopy(cfg or Config())
-    if cfg.data.path is not None:  # stored resolved: the run's own evaluations and resumes find it from anywhere
+    # paths stored resolved: the run's own evaluations and resumes find them from anywhere
+    if cfg.data.path is not None:
         cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    if cfg.distill.teacher is not None and Path(cfg.distill.teacher).expanduser().exists():
+        cfg.distill.teacher = str(Path(cfg.distill.teacher).expanduser().resolve())
     spec = checked_spec(cfg)
     rt = Runtime.start(cfg.device, cfg.precision)
     say = log if rt.is_main else (lambda _: None)
@@ -108,8 +112,8 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         f"{sum(p.numel() for p in model.parameters()):,} params | device {rt.device} "
         f"| precision {rt.dtype or torch.float32} | pipeline {cfg.data.pipeline} | "
         f"{data.sizes[0]} train / {data.sizes[1]} {data.split} images | world size {rt.world_size}")
-    if data.note:
-        say(data.note)
+    for note in data.notes:
+        say(note)
     if rt.device.type == "cuda" and cfg.data.pipeline == "albumentations":
         say("note: on a GPU the per-image albumentations pipeline is what limits the speed; "
             "data.pipeline: batched augments on the GPU, about 6x faster per epoch for the same net on an H200")
@@ -207,9 +211,13 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
     if cfg.data.val_split:
         train, test = hold_out(train, cfg.data.val_split)
         split = "val"
-    note = fit_batch_to_data(cfg, len(train) // rt.world_size)
+    notes = [fit_batch_to_data(cfg, len(train) // rt.world_size)]
+    targets = None
+    if cfg.distill.teacher is not None:
+        targets, note = distilled_targets(cfg, train, rt)
+        notes.append(note)
     stats = channel_stats(train.images)
-    train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device)
+    train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device, targets)
     steps = len(train_for(0))
     if steps == 0:
         share = len(train) // rt.world_size
@@ -223,7 +231,8 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
         sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
         first = spec.blocks[0]
         filters = whitening_filters(sample, first.kernel_size[0], first.dilation[0])
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters, note)
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters,
+                   [n for n in notes if n])
 
 
 MIN_BATCH = 16
