@@ -43,6 +43,8 @@ def test_augmented_samples_show_the_runs_pipeline(image_folder, tmp_path):
             assert np.abs(img.astype(int) - train.images[i]).max() <= 1 and train.labels[i] == label
         holes = load_config(None, {"pipeline": pipeline, "cutout": 1.0, "cutout_size": 8})
         assert not np.array_equal(augmented_samples(holes, train, count=8)[0], images)
+    mixed = load_config(None, {"pipeline": "batched", "mixup": 1.0})
+    assert augmented_samples(mixed, train, count=8)[1].shape == (8,)  # a label each, as the grid shows them
 
 
 def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_path, make_config):

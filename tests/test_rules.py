@@ -4,7 +4,7 @@ import pytest
 from torch import nn
 
 from advconv.cli import main
-from advconv.config import Config
+from advconv.config import Config, load_config
 from advconv.hub import create_model
 from advconv.models import MODELS
 from advconv.rules import check_rules
@@ -60,12 +60,20 @@ def test_layout_rule_names_how_each_block_closes():
     assert not result.passed and result.detail.startswith("head after c4 holds a conv larger than 1x1")
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")), ids=lambda p: p.name)
+CONFIGS = sorted(REPO.glob("configs/**/*.yaml"))
+TEACHERS = [p for p in CONFIGS if load_config(p).max_params is None]  # no budget: a teacher for distillation
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p not in TEACHERS], ids=lambda p: p.name)
 def test_every_shipped_config_net_passes_every_rule(path):
     from advconv.api import resolve_model
 
     report = check_rules(resolve_model(str(path)))
     assert report.passed, str(report)
+
+
+def test_only_the_teachers_leave_the_budget():
+    assert [p.name for p in TEACHERS] == ["teacher_val.yaml", "teacher.yaml"]
 
 
 def test_depthwise_without_pointwise_is_not_separable():

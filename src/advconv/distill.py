@@ -5,7 +5,7 @@ on its label. The teacher looks at each image once, unaugmented and mirrored (it
 averaged), and those probabilities are cached, keyed by the teacher's weights and the images:
 a student pays for the teacher's forward passes once, not every epoch. A per-batch teacher would score
 each augmented view exactly but cost a teacher's forward pass on every step, which on a CPU
-is about as much as the small student's whole step.
+takes longer than the small student's whole step.
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: in
 def augmented_samples(cfg: Config, train: ArrayDataset, count: int = 20, epoch: int = 0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` training images as ``cfg``'s pipeline shows them to the net in ``epoch``
-    (flips, shifts, cutout...), back in uint8 pixels; and their labels."""
+    (flips, shifts, cutout, mixing...), back in uint8 pixels; and their labels (of a mixed image,
+    the class with the larger share)."""
     cfg = copy.deepcopy(cfg)
     cfg.batch_size, cfg.data.workers = count, 0
     stats = channel_stats(train.images)
@@ -113,7 +114,7 @@ def augmented_samples(cfg: Config, train: ArrayDataset, count: int = 20, epoch: 
     mean = torch.tensor(stats.mean).view(1, -1, 1, 1) * 255
     std = torch.tensor(stats.std).view(1, -1, 1, 1) * 255
     pixels = (x.float() * std + mean).clamp(0, 255).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).numpy(), y.numpy()
+    return pixels.permute(0, 2, 3, 1).numpy(), (y.argmax(1) if y.ndim > 1 else y).numpy()
 
 
 def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int = 25) -> list[Path]:
