@@ -3,9 +3,9 @@
 Each training image's target is ``teacher_weight`` x the teacher's probabilities plus the rest
 on its label. The teacher looks at each image once, unaugmented and mirrored (its logits
 averaged), and those probabilities are cached, keyed by the teacher's weights and the images:
-a student pays for the teacher's forward passes once, not every epoch. A per-batch teacher would score
-each augmented view exactly but cost a teacher's forward pass on every step, which on a CPU
-takes longer than the small student's whole step.
+a student pays for the teacher's forward passes once, not every epoch. A per-batch teacher
+would score each augmented view exactly, but its forward pass on every step takes longer on a
+CPU than the small student's whole step.
 """
 
 from __future__ import annotations
