@@ -22,11 +22,11 @@ from PIL import Image, ImageFilter
 
 from advconv.hub import load_model
 from advconv.data import ArrayDataset
+from advconv.evaluation import held_out_for, labelled_for
 from advconv.files import atomic_write
 from advconv.inference import with_views
 from advconv.loaders import BatchLoader
 from advconv.loops import evaluate
-from advconv.report import held_out_for, labelled_for
 
 
 def _per_image(images: np.ndarray, fn) -> np.ndarray:

@@ -16,12 +16,13 @@ from typing import Any
 from .compare import compare_models as compare
 from .config import Config, apply_overrides, load_config
 from .errors import ConfigError
+from .evaluation import evaluate_checkpoint as evaluate
 from .explain import explain_checkpoint as explain
 from .export import export
 from .hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
 from .inference import predict, predict_files
 from .models import PARAM_BUDGET
-from .report import evaluate_checkpoint as evaluate, plot_run as plot
+from .report import plot_run as plot
 from .rules import RulesReport, check_rules
 from .summary import ModelSummary, summarize
 from .train import TrainResult, fit as _fit

@@ -16,8 +16,8 @@ import numpy as np
 from scipy.stats import binomtest
 
 from .errors import ConfigError
+from .evaluation import evaluate_checkpoint
 from .loops import EvalResult
-from .report import evaluate_checkpoint
 
 
 @dataclass

@@ -10,6 +10,7 @@ from torch import nn
 
 from .data import ChannelStats
 from .errors import ConfigError
+from .evaluation import evaluate_checkpoint, sample_misclassified
 from .inference import preprocess
 from .plots import plot_image_grid
 
@@ -40,8 +41,6 @@ def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: S
 def explain_checkpoint(source: str | Path, output: str | Path, data: str | None = None,
                        indices: Sequence[int] | None = None, count: int = 12) -> Path:
     """Grad-CAM of the predicted class for chosen test images, or for misclassified ones."""
-    from .report import evaluate_checkpoint, sample_misclassified
-
     evaluation = evaluate_checkpoint(source, data)
     model, record, test, result = evaluation.model, evaluation.record, evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()

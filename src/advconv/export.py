@@ -17,10 +17,10 @@ from torch import nn
 from .checkpoint import InferenceRecord
 from .data import ChannelStats
 from .errors import ConfigError
+from .evaluation import trained_on
 from .files import atomic_write, atomic_write_bytes
 from .hub import beside, load_model
 from .inference import preprocess, with_views
-from .report import trained_on
 from .views import TestTimeViews
 
 EXPORT_FORMATS = ("onnx", "torchscript")

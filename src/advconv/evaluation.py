@@ -1,0 +1,91 @@
+"""A trained model scored on labelled images: the test set of the data it was trained on, other
+labelled images, or the validation split its run held out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from .checkpoint import InferenceRecord
+from .data import SPLIT_NAMES, ArrayDataset, hold_out, load_dataset, load_labelled
+from .errors import ConfigError, DataError
+from .hub import TrainedModel, load_model
+from .loaders import BatchLoader
+from .loops import EvalResult, evaluate
+
+
+@dataclass
+class CheckpointEvaluation:
+    model: nn.Module
+    record: InferenceRecord
+    provenance: dict            # the run's config and epoch, or what shipped weights carry
+    test: ArrayDataset
+    result: EvalResult
+
+
+def _data_config(trained: TrainedModel) -> dict:
+    return trained.provenance.get("config", {}).get("data", {})
+
+
+def data_of(trained: TrainedModel, data: str | Path | None) -> str | Path | None:
+    """``data`` when given, else the data the model was trained on, if it is on this machine
+    (None: torchvision's CIFAR-10, as in training). The cache is this machine's (``cache_dir_of``)."""
+    if data is not None:
+        return data
+    stored = _data_config(trained).get("path")
+    if stored is not None and not Path(stored).expanduser().exists():
+        raise DataError(f"the data this model was trained on, {stored}, is not on this machine: "
+                        "give the data with --data PATH")
+    return stored
+
+
+def trained_on(trained: TrainedModel, data: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """The (train, test) data ``trained`` was trained on, or ``data`` when given."""
+    return load_dataset(data_of(trained, data), size=trained.record.input_size)
+
+
+def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+    """Labelled images to evaluate ``trained`` on: ``data`` (a dataset's test/, or a bare
+    <class>/ folder), else the test set of the data it was trained on."""
+    source = data_of(trained, data)
+    if source is None:
+        return trained_on(trained)[1]  # torchvision's CIFAR-10
+    return load_labelled(source, trained.record.classes, size=trained.record.input_size)
+
+
+def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+    """The validation images ``trained``'s run held out of its training data (``data.val_split``):
+    what a choice between recipes is scored on, so that the test set stays unseen."""
+    count = _data_config(trained).get("val_split", 0)
+    if not count:
+        raise ConfigError("this model was trained without data.val_split: it has no held-out images to be scored on")
+    return hold_out(trained_on(trained, data)[0], count)[1]
+
+
+def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
+                        tta_shift: int | None = None, batch_size: int = 500,
+                        split: str = "test") -> CheckpointEvaluation:
+    """Test-set result of a trained model (anything ``load_model`` takes), on ``data`` or the data
+    it was trained on; ``tta`` and ``tta_shift`` default to what the run used. ``split="val"``
+    scores the images the run held out instead, so that test-time views or runs can be compared
+    without looking at the test set."""
+    if split not in SPLIT_NAMES:
+        raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    trained = load_model(source)
+    model, record = trained.net, trained.record
+    tta = record.tta if tta is None else tta
+    tta_shift = record.tta_shift if tta_shift is None else tta_shift
+    test = held_out_for(trained, data) if split == "val" else labelled_for(trained, data)
+    loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
+    return CheckpointEvaluation(model, record, trained.provenance, test,
+                                evaluate(model, loader, tta=tta, tta_shift=tta_shift))
+
+
+def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``count`` misclassified images spread over the test set (it is sorted by
+    class, so the first ones would all be airplanes)."""
+    wrong = np.flatnonzero(predictions != targets)
+    return np.sort(np.random.default_rng(seed).choice(wrong, min(count, len(wrong)), replace=False))
