@@ -58,7 +58,7 @@ def check_teacher(teacher: TrainedModel, cfg: Config, train: ArrayDataset) -> No
                           f"data.image_size is {cfg.data.image_size}")
     if not cfg.data.val_split:
         return
-    data = (teacher.provenance.get("config") or {}).get("data", {})
+    data = teacher.data_config
     path = data.get("path")
     same_split = (data.get("val_split") == cfg.data.val_split and path is not None
                   and Path(path).resolve() == Path(cfg.data.path or "").resolve())

@@ -26,16 +26,12 @@ class CheckpointEvaluation:
     result: EvalResult
 
 
-def _data_config(trained: TrainedModel) -> dict:
-    return trained.provenance.get("config", {}).get("data", {})
-
-
 def data_of(trained: TrainedModel, data: str | Path | None) -> str | Path | None:
     """``data`` when given, else the data the model was trained on, if it is on this machine
     (None: torchvision's CIFAR-10, as in training). The cache is this machine's (``cache_dir_of``)."""
     if data is not None:
         return data
-    stored = _data_config(trained).get("path")
+    stored = trained.data_config.get("path")
     if stored is not None and not Path(stored).expanduser().exists():
         raise DataError(f"the data this model was trained on, {stored}, is not on this machine: "
                         "give the data with --data PATH")
@@ -59,7 +55,7 @@ def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> Array
 def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
     """The validation images ``trained``'s run held out of its training data (``data.val_split``):
     what a choice between recipes is scored on, so that the test set stays unseen."""
-    count = _data_config(trained).get("val_split", 0)
+    count = trained.data_config.get("val_split", 0)
     if not count:
         raise ConfigError("this model was trained without data.val_split: it has no held-out images to be scored on")
     return hold_out(trained_on(trained, data)[0], count)[1]

@@ -65,6 +65,11 @@ class TrainedModel:
     record: InferenceRecord
     provenance: dict[str, Any]
 
+    @property
+    def data_config(self) -> dict[str, Any]:
+        """The ``data`` section it was trained with ({} where its provenance carries no config)."""
+        return (self.provenance.get("config") or {}).get("data", {})
+
 
 def create_model(name: str | dict | NetSpec, input_size: int = 32, pretrained: bool = False) -> nn.Module:
     """The net ``name`` means: an architecture (``stem8``), a shipped tag (``stem8.assignment9``:
