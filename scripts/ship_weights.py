@@ -24,7 +24,7 @@ from advconv.checkpoint import load_checkpoint, save_weights
 from advconv.config import Config
 from advconv.hub import SHIPPED, architecture_of
 from advconv.models import MODELS
-from advconv.report import evaluate_checkpoint
+from advconv.evaluation import evaluate_checkpoint
 
 
 def portable(config: dict, tag: str) -> dict:
