@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
-from .checkpoint import InferenceRecord
 from .data import SPLIT_NAMES, ArrayDataset, hold_out, load_dataset, load_labelled
 from .errors import ConfigError, DataError
 from .hub import TrainedModel, load_model
@@ -19,9 +17,7 @@ from .loops import EvalResult, evaluate
 
 @dataclass
 class CheckpointEvaluation:
-    model: nn.Module
-    record: InferenceRecord
-    provenance: dict            # the run's config and epoch, or what shipped weights carry
+    trained: TrainedModel       # the net, its inference record and where it came from
     test: ArrayDataset
     result: EvalResult
 
@@ -71,13 +67,12 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     if split not in SPLIT_NAMES:
         raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
     trained = load_model(source)
-    model, record = trained.net, trained.record
+    record = trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
     test = held_out_for(trained, data) if split == "val" else labelled_for(trained, data)
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
-    return CheckpointEvaluation(model, record, trained.provenance, test,
-                                evaluate(model, loader, tta=tta, tta_shift=tta_shift))
+    return CheckpointEvaluation(trained, test, evaluate(trained.net, loader, tta=tta, tta_shift=tta_shift))
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

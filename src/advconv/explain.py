@@ -42,7 +42,8 @@ def explain_checkpoint(source: str | Path, output: str | Path, data: str | None 
                        indices: Sequence[int] | None = None, count: int = 12) -> Path:
     """Grad-CAM of the predicted class for chosen test images, or for misclassified ones."""
     evaluation = evaluate_checkpoint(source, data)
-    model, record, test, result = evaluation.model, evaluation.record, evaluation.test, evaluation.result
+    model, record = evaluation.trained.net, evaluation.trained.record
+    test, result = evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     if indices is None:
         chosen = sample_misclassified(preds, targets, count)

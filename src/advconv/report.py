@@ -14,7 +14,6 @@ from .config import Config, config_from_dict
 from .data import ArrayDataset, channel_stats
 from .errors import CheckpointError
 from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
-from .hub import TrainedModel
 from .loaders import make_loaders
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
 
@@ -49,8 +48,8 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     if not metrics.exists():
         raise CheckpointError(f"no metrics.json in {run_dir}; is it a training run directory?")
     evaluation = evaluate_checkpoint(run_dir / "last.pt", data)  # the data first: nothing is written without it
-    trained = TrainedModel(evaluation.model, evaluation.record, evaluation.provenance)
-    cfg = config_from_dict(evaluation.provenance["config"])
+    trained = evaluation.trained
+    cfg = config_from_dict(trained.provenance["config"])
     train, _ = trained_on(trained, data)
     images, labels = augmented_samples(cfg, train)
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
