@@ -5,7 +5,10 @@ on a data set of a user's size (a few hundred to two thousand images).
 
 writes ``OUT/cifar10-100`` (all 10 classes, 100 training and 50 test images each) and
 ``OUT/cifar3-500`` (cat, dog, horse: 500 training and 100 test images each) as image folders,
-the first images of each class in the tarball's order.
+the first images of each class in the tarball's order; and a transfer split: ``OUT/source5``
+(airplane, automobile, bird, cat, deer, all their images) to train a starting net on, and
+``OUT/target5-100``, ``OUT/target5-500`` (the other five classes, 100 or 500 training images
+each and all 1,000 test images each) to fine-tune it on.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import argparse
 import tarfile
 from pathlib import Path
 
-SETS = {"cifar10-100": (None, 100, 50), "cifar3-500": (("cat", "dog", "horse"), 500, 100)}
+SOURCE = ("airplane", "automobile", "bird", "cat", "deer")  # the transfer split: train on these...
+TARGET = ("dog", "frog", "horse", "ship", "truck")         # ...then fine-tune on these, never seen
+SETS = {"cifar10-100": (None, 100, 50), "cifar3-500": (("cat", "dog", "horse"), 500, 100),
+        "source5": (SOURCE, 5000, 1000), "target5-100": (TARGET, 100, 1000), "target5-500": (TARGET, 500, 1000)}
 
 
 def main() -> None:

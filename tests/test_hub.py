@@ -14,7 +14,7 @@ import pytest
 import advconv
 from advconv.cli import main
 from advconv.errors import ConfigError
-from advconv.hub import RENAMED, architecture_of, create_model, load_model, resolve_model, shipped_tags
+from advconv.hub import architecture_of, create_model, load_model, resolve_model, shipped_tags
 from advconv.models import MODELS
 
 DATA = Path(__file__).parent / "data"
@@ -81,18 +81,26 @@ def test_shipped_json_holds_no_path_of_the_training_machine():
         assert absolute == [], meta.name
 
 
-@pytest.mark.parametrize("old", sorted(RENAMED))
-def test_old_shipped_names_load_with_a_notice(old, capsys):
-    trained = load_model(old)
-    assert layout(trained.net) == layout(load_model(RENAMED[old]).net)
-    assert f"'{old}' are now named '{RENAMED[old]}'" in capsys.readouterr().err
+UNSHIPPED = sorted(set(MODELS) - {architecture_of(tag) for tag in shipped_tags()})
+
+
+@pytest.mark.parametrize("arch", UNSHIPPED)
+def test_an_architecture_without_shipped_weights_never_loads_another_nets(arch, capsys, tmp_path):
+    with pytest.raises(ConfigError, match=f"no shipped weights for '{arch}'; shipped: stem8.assignment9"):
+        create_model(arch, pretrained=True)
+    with pytest.raises(ConfigError, match=f"no shipped weights for '{arch}'"):
+        load_model(arch)
+    image = tmp_path / "a.png"
+    image.write_bytes(IMAGES[0].read_bytes())
+    assert main(["predict", "--model", arch, str(image)]) == 2
+    assert f"no shipped weights for '{arch}'" in capsys.readouterr().err
 
 
 def test_an_architecture_name_always_means_that_architecture():
+    assert "assignment9" in UNSHIPPED  # its weights were once shipped under that name: no longer
     assert sum(p.numel() for p in create_model("assignment9").parameters()) == 186_752
-    assert advconv.summary("assignment9").total_params == 186_752  # not the stem8 weights once shipped under that name
-    with pytest.raises(ConfigError, match="no shipped weights for 'reference'"):
-        create_model("reference", pretrained=True)
+    assert advconv.summary("assignment9").total_params == 186_752
+    assert advconv.check("assignment9").passed
 
 
 def test_a_run_and_its_weights_file_summarize_as_the_trained_net(tmp_path, make_config, capsys):

@@ -21,14 +21,16 @@ from .explain import explain_checkpoint as explain
 from .export import export
 from .hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
 from .inference import predict, predict_files
+from .lrfind import RangeTest, lr_range_test
 from .models import PARAM_BUDGET
+from .plots import plot_lr_range
 from .report import plot_run as plot
 from .rules import RulesReport, check_rules
 from .summary import ModelSummary, summarize
 from .train import TrainResult, fit as _fit
 
-__all__ = ["fit", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
-           "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult"]
+__all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
+           "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult", "RangeTest"]
 
 
 def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | None = None, progress: bool = True,
@@ -43,13 +45,28 @@ def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | 
             raise ConfigError(f"resuming continues {resume_from} exactly as it was configured, so {', '.join(given)} "
                               "cannot be given with it; a longer or changed run is a new run, in a new run_dir")
         return _fit(resume_from=resume_from, progress=progress)
+    return _fit(_config(config, overrides), progress=progress, overwrite=overwrite)
+
+
+def lr_find(config: str | Path | Config | None = None, *, output: str | Path | None = "lr_find.png",
+            steps: int = 200, start_lr: float = 1e-4, end_lr: float = 10.0, progress: bool = True,
+            **overrides: Any) -> RangeTest:
+    """The learning-rate range test on the net, data and optimizer ``fit`` would train with the same
+    arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for one-cycle."""
+    test = lr_range_test(_config(config, overrides), steps, start_lr, end_lr, progress)
+    if output is not None:
+        plot_lr_range(test.lrs, test.losses, test.smoothed, test.suggestion, output)
+    return test
+
+
+def _config(config: str | Path | Config | None, overrides: dict[str, Any]) -> Config:
+    """A YAML path, a ``Config`` or None (the defaults), with ``overrides`` by field name (``data``
+    names data.path)."""
     if "data" in overrides:
         overrides["data.path"] = overrides.pop("data")
     if isinstance(config, Config):
-        cfg = apply_overrides(copy.deepcopy(config), overrides)
-    else:
-        cfg = load_config(config, overrides)
-    return _fit(cfg, progress=progress, overwrite=overwrite)
+        return apply_overrides(copy.deepcopy(config), overrides)
+    return load_config(config, overrides)
 
 
 def summary(model: Any, input_size: int | None = None) -> ModelSummary:

@@ -1,4 +1,4 @@
-"""The advconv command: summary, check, train, evaluate, compare, plot, predict, export, explain.
+"""The advconv command: summary, check, train, lr-find, evaluate, compare, plot, predict, export, explain.
 
 Each subcommand is a thin layer over one function of the Python API (advconv.api). Errors a
 user can fix (missing data, a bad config, an unreadable checkpoint) print one clear line and
@@ -54,6 +54,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"the last finished epoch is kept: continue with `advconv train --resume {run_dir}`"
             if last.exists() else "no epoch had finished, so there is nothing to resume"), file=sys.stderr)
         return 130
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    overrides = {path: value for path, value in vars(args).items() if path in SETTINGS}
+    test = api.lr_find(args.config, output=args.output, steps=args.steps, start_lr=args.start_lr,
+                       end_lr=args.end_lr, progress=not args.no_progress, **overrides)
+    print("\n".join(test.lines()))
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -177,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p.add_argument_group("config fields (a YAML value each; --section.field where a name "
                                             "is not unique)"))
 
+    p = sub.add_parser("lr-find", help="learning-rate range test: loss against a growing lr, and a peak lr for "
+                                       "one-cycle", allow_abbrev=False,
+                       usage="advconv lr-find [--config YAML] [--steps N] [--start_lr LR] [--end_lr LR] "
+                             "[--output PNG] [--FIELD VALUE ...]")
+    p.add_argument("--config", default=None, help="YAML config whose net, data and optimizer are tested")
+    p.add_argument("--steps", type=int, default=200, help="training steps of the ramp (at most 4 passes over the data)")
+    p.add_argument(*flags("start_lr"), dest="start_lr", type=float, default=1e-4)
+    p.add_argument(*flags("end_lr"), dest="end_lr", type=float, default=10.0)
+    p.add_argument("--output", default="lr_find.png", help="the figure (default: lr_find.png)")
+    p.add_argument(*flags("no_progress"), dest="no_progress", action="store_true", help="no tqdm bar while decoding")
+    add_config_options(p.add_argument_group("config fields, as for train"))
+
     p = sub.add_parser("evaluate", help="test-set accuracy of a trained model", allow_abbrev=False)
     add_trained_model(p)
     add_data_options(p)
@@ -233,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "cache_dir", None) and args.command != "train":
         os.environ["ADVCONV_CACHE"] = args.cache_dir  # data.cache_dir_of reads it: one home for the cache's place
     try:
-        return globals()[f"cmd_{args.command}"](args)
+        return globals()[f"cmd_{args.command.replace('-', '_')}"](args)
     except AdvconvError as exc:
         print(f"advconv {args.command}: error: {exc}", file=sys.stderr)
         return 2

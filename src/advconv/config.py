@@ -132,6 +132,9 @@ class DistillConfig:
 class Config:
     model: Any = setting("stem8", "an architecture name, or a mapping describing a net (blocks of per-layer "
                                   "lists, or base: NAME with the fields it changes)")
+    pretrained: str | None = setting(None, "start from trained weights (a shipped tag, a run directory, a .safetensors "
+                                           "or .pt): their net, every tensor that fits, the classifier fresh where "
+                                           "the class count differs (null: random weights)")
     epochs: int = setting(36, "passes over the training set", at_least(1))
     batch_size: int = setting(512, "images per step (per process under torchrun)", at_least(1))
     min_steps: int = setting(20, "a training set too small for this many steps per epoch at batch_size trains with a "
@@ -269,6 +272,9 @@ def validate_config(cfg: Config) -> None:
         if changed and cfg.data.pipeline != section:
             raise ConfigError(f"{', '.join(changed)} set, but data.pipeline is {cfg.data.pipeline}: the {section} "
                               f"section applies to the {section} pipeline only")
+    if cfg.optim.whiten and cfg.pretrained is not None:
+        raise ConfigError("optim.whiten starts the first conv from the data and pretrained from trained weights: "
+                          "choose one")
     if not isinstance(cfg.model, (str, dict)):
         raise ConfigError(f"model must be a model name or a mapping describing one, got {cfg.model!r}")
 

@@ -9,24 +9,23 @@ configs/assignment9.yaml). A trained model can also come from a run directory, a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .checkpoint import InferenceRecord, load_checkpoint, load_weights
 from .config import load_config
-from .errors import CheckpointError, ConfigError, warn
+from .errors import CheckpointError, ConfigError
 from .models import MODELS, NetSpec, build_net, resolve_spec
 from .rundir import WEIGHTS
 
 SHIPPED = Path(__file__).resolve().parent / "weights"  # trained weights that come with the package
-
-# names the shipped weights had before they were tagged; they keep working, with a notice, until 0.3
-RENAMED = {"assignment9": "stem8.assignment9", "best": "stem8_hardswish.best"}
 
 
 def shipped_tags() -> list[str]:
@@ -49,13 +48,6 @@ def pretrained_tag(name: str) -> str:
     raise ConfigError(f"no shipped weights for {name!r}; shipped: {', '.join(tags) or 'none'}")
 
 
-def _renamed(name: str) -> str:
-    new = RENAMED[name]
-    warn(f"the shipped weights {name!r} are now named {new!r} (a {architecture_of(new)} net); "
-         f"the old name stops working in advconv 0.3")
-    return new
-
-
 @dataclass
 class TrainedModel:
     """A trained net ready to use: eval mode, its inference record, and where it came from
@@ -71,17 +63,64 @@ class TrainedModel:
         return (self.provenance.get("config") or {}).get("data", {})
 
 
-def create_model(name: str | dict | NetSpec, input_size: int = 32, pretrained: bool = False) -> nn.Module:
+def create_model(name: str | dict | NetSpec, input_size: int = 32, pretrained: bool = False,
+                 num_classes: int | None = None) -> nn.Module:
     """The net ``name`` means: an architecture (``stem8``), a shipped tag (``stem8.assignment9``:
     its architecture), a ``NetSpec`` or its mapping (``{"base": "stem8", "activation": "gelu"}``).
-    ``pretrained``: with the shipped weights of that name, in eval mode."""
+    ``pretrained``: with the shipped weights of that name, in eval mode. ``num_classes``: that many
+    outputs; with ``pretrained`` and another count than the weights', the classifier starts fresh
+    (timm's way to fine-tune)."""
     if pretrained:
         if not isinstance(name, str):
             raise ConfigError("pretrained=True takes an architecture name or a shipped tag")
-        return load_model(pretrained_tag(name)).net
+        trained = load_model(pretrained_tag(name))
+        if num_classes is None or num_classes == len(trained.record.classes):
+            return trained.net
+        net = build_net(dataclasses.replace(resolve_spec(trained.record.spec), num_classes=num_classes),
+                        trained.record.input_size)
+        load_matching(net, trained.net.state_dict())
+        return net.eval()
     if isinstance(name, str) and "." in name:
         name = architecture_of(name)
-    return build_net(resolve_spec(name), input_size)
+    spec = resolve_spec(name)
+    return build_net(spec if num_classes is None else dataclasses.replace(spec, num_classes=num_classes), input_size)
+
+
+HEAD = "head."  # the classifier's parameter names start so (models.build_net)
+
+
+@dataclass
+class Loaded:
+    """What ``load_matching`` did: the tensors loaded and those that start fresh."""
+
+    loaded: list[str]
+    fresh: list[str]
+
+    def line(self, source: str) -> str:
+        fresh = f"; {', '.join(self.fresh)} {'starts' if len(self.fresh) == 1 else 'start'} fresh (another class count)" \
+            if self.fresh else ""
+        return f"pretrained: loaded {len(self.loaded)} of {len(self.loaded) + len(self.fresh)} tensors from {source}{fresh}"
+
+
+def load_matching(net: nn.Module, weights: dict[str, torch.Tensor]) -> Loaded:
+    """Every tensor of ``weights`` whose name and shape match one of ``net``'s, loaded in place;
+    the classifier keeps its fresh start where its shape differs (another class count). Any other
+    tensor that is missing or differs means another net: ConfigError naming the layer."""
+    own = net.state_dict()
+    fresh = [k for k in own if k.startswith(HEAD) and (k not in weights or weights[k].shape != own[k].shape)]
+    for name, tensor in own.items():
+        if name in fresh:
+            continue
+        if name not in weights:
+            raise ConfigError(f"the starting weights have no {name}: they belong to another net")
+        if weights[name].shape != tensor.shape:
+            raise ConfigError(f"the starting weights' {name} has shape {tuple(weights[name].shape)}, this net's "
+                              f"{tuple(tensor.shape)}: they belong to another net")
+    extra = sorted(set(weights) - set(own))
+    if extra:
+        raise ConfigError(f"the starting weights hold {extra[0]}, which this net lacks: they belong to another net")
+    net.load_state_dict({k: v for k, v in weights.items() if k not in fresh}, strict=False)
+    return Loaded([k for k in own if k not in fresh], fresh)
 
 
 def load_model(source: str | Path) -> TrainedModel:
@@ -90,8 +129,6 @@ def load_model(source: str | Path) -> TrainedModel:
     checkpoint; only the checkpoint is a pickle, read with ``weights_only``."""
     path = Path(source)
     if isinstance(source, str) and not path.exists():
-        if source in RENAMED and source not in [architecture_of(t) for t in shipped_tags()]:
-            source = _renamed(source)
         if source in shipped_tags() or source in MODELS:
             path = SHIPPED / f"{pretrained_tag(source)}.safetensors"
     if path.is_dir():
@@ -128,7 +165,7 @@ def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
     if name.endswith((".yaml", ".yml")):
         cfg = load_config(name)
         return create_model(cfg.model, cfg.data.image_size), cfg.data.image_size
-    if name in shipped_tags() or name in RENAMED or Path(name).exists():
+    if name in shipped_tags() or Path(name).exists():
         trained = load_model(name)
         return trained.net, trained.record.input_size
     if ":" not in name:

@@ -25,16 +25,7 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
     bar = tqdm(loader, disable=not progress, dynamic_ncols=True, leave=True)
     for batch_id, (x, y) in enumerate(bar):
         x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
-        with rt.autocast:
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        checked = rt.loss_everywhere(loss)
-        if not torch.isfinite(checked):
-            raise TrainingDiverged(f"loss became {checked.item()} at batch {batch_id}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        logits, loss = train_step(model, x, y, optimizer, loss_fn, rt, scaler, batch_id)
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
@@ -45,6 +36,23 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         bar.set_description(f"Train: Loss={loss.item():.2f} Batch_id={batch_id} "
                             f"Accuracy={100 * correct / seen:.2f}")
     return total_loss / max(seen, 1), 100 * correct / max(seen, 1)
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+               loss_fn: nn.Module, rt: Runtime, scaler: torch.amp.GradScaler, batch_id: int = 0):
+    """One optimizer step on a batch; (logits, loss). TrainingDiverged when the loss is not finite
+    (on any process)."""
+    with rt.autocast:
+        logits = model(x)
+        loss = loss_fn(logits.float(), y)
+    checked = rt.loss_everywhere(loss)
+    if not torch.isfinite(checked):
+        raise TrainingDiverged(f"loss became {checked.item()} at batch {batch_id}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return logits, loss
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .config import Config, config_from_dict, validate_config
 from .data import SPLIT_NAMES, channel_stats, dataset_classes, hold_out, load_dataset
 from .distill import distilled_targets
 from .errors import ConfigError, TrainingDiverged, warn
+from .finetune import StartingPoint, net_for, resolved, starting_point
 from .loaders import BatchLoader, make_loaders, normalize
 from .loops import evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
@@ -78,22 +79,19 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         cfg = config_from_dict(checkpoint.config)
         cfg.run_dir = str(resume_from if Path(resume_from).is_dir() else Path(resume_from).parent)
     cfg = copy.deepcopy(cfg or Config())
-    # paths stored resolved: the run's own evaluations and resumes find them from anywhere
-    if cfg.data.path is not None:
-        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
-    if cfg.distill.teacher is not None and Path(cfg.distill.teacher).expanduser().exists():
-        cfg.distill.teacher = str(Path(cfg.distill.teacher).expanduser().resolve())
+    weights = starting_weights(cfg) if checkpoint is None else None  # a resume restores its own
     spec = checked_spec(cfg)
     rt = Runtime.start(cfg.device, cfg.precision)
     say = log if rt.is_main else (lambda _: None)
     run_dir = Path(cfg.run_dir)
     if rt.is_main:
         prepare_run_dir(run_dir, new_run=checkpoint is None, overwrite=overwrite)
-        sessions = start_session(run_dir, describe_session(cfg, rt.device, rt.world_size))
     set_seed(cfg.seed, cfg.deterministic)
 
     data = load_data(cfg, spec, rt, progress and rt.is_main)
-    model = build_model(cfg, spec, rt, data.whiten_filters)
+    if rt.is_main:  # after load_data, which may adapt the batch: the manifest records what runs
+        sessions = start_session(run_dir, describe_session(cfg, rt.device, rt.world_size))
+    model = build_model(cfg, spec, rt, data.whiten_filters, weights, say)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * data.steps_per_epoch)
     ema = build_ema(cfg.optim, model)
@@ -108,7 +106,8 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         elapsed_before = history[-1]["elapsed_s"] if history else 0.0
         say(f"Resumed {run_dir} after epoch {epoch}")
     train_model = wrap_for_training(model, cfg, rt)
-    say(f"model {cfg.model if isinstance(cfg.model, str) else 'custom'}: "
+    name = f"of {cfg.pretrained}" if cfg.pretrained else cfg.model if isinstance(cfg.model, str) else "custom"
+    say(f"model {name}: "
         f"{sum(p.numel() for p in model.parameters()):,} params | device {rt.device} "
         f"| precision {rt.dtype or torch.float32} | pipeline {cfg.data.pipeline} | "
         f"{data.sizes[0]} train / {data.sizes[1]} {data.split} images | world size {rt.world_size}")
@@ -166,6 +165,21 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
 
 
 # ---------------------------------------------------------------- the steps of fit
+
+def starting_weights(cfg: Config) -> StartingPoint | None:
+    """Paths in ``cfg`` made absolute (the run's own evaluations and resumes find them from
+    anywhere); with ``pretrained``, the starting weights, whose net ``cfg.model`` becomes."""
+    if cfg.data.path is not None:
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    if cfg.distill.teacher is not None:
+        cfg.distill.teacher = resolved(cfg.distill.teacher)
+    if cfg.pretrained is None:
+        return None
+    cfg.pretrained = resolved(cfg.pretrained)
+    start = starting_point(cfg.pretrained, cfg.data.image_size)
+    cfg.model = net_for(start, cfg.model)
+    return start
+
 
 def checked_spec(cfg: Config) -> NetSpec:
     """The config and its net, validated (parameter budget included) before any image is decoded;
@@ -256,12 +270,16 @@ def fit_batch_to_data(cfg: Config, images: int) -> str | None:
             f"(min_steps {cfg.min_steps}; min_steps 0 keeps the configured batch)")
 
 
-def build_model(cfg: Config, spec: NetSpec, rt: Runtime, whiten_filters: torch.Tensor | None) -> nn.Module:
-    """The net, its first conv whitened and frozen when asked (before the optimizer, which then
-    leaves those filters out), on the device in the configured memory layout."""
+def build_model(cfg: Config, spec: NetSpec, rt: Runtime, whiten_filters: torch.Tensor | None,
+                start: StartingPoint | None = None, say: Callable[[str], None] = _print_now) -> nn.Module:
+    """The net, from its starting weights when given, or its first conv whitened and frozen when
+    asked (before the optimizer, which then leaves those filters out), on the device in the
+    configured memory layout."""
     model = build_net(spec, check=False)  # validated in checked_spec
     if whiten_filters is not None:
         whiten_first_conv(model, whiten_filters)
+    if start is not None:
+        say(start.load_into(model).line(start.source))
     model = model.to(rt.device)
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
