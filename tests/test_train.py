@@ -1,5 +1,6 @@
 """fit and resume: the whole job on the tiny dataset."""
 
+import json
 import re
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from advconv.checkpoint import load_checkpoint
 from advconv.config import SETTINGS, load_config
-from advconv.errors import ConfigError
+from advconv.errors import CheckpointError, ConfigError
 from advconv.train import fit
 
 from .conftest import REPO, tiny_config
@@ -99,8 +100,13 @@ def test_ema_weights_are_saved_and_deployed(tmp_path, make_config):
                          + [("sgd", s) for s in SETTINGS["optim.schedule"].choices if s != "onecycle"])
 def test_every_optimizer_and_schedule_trains(make_config, optim, schedule):
     lr = 0.05 if optim == "sgd" else 0.003
-    history = fit(make_config(epochs=2, name=optim, schedule=schedule, lr=lr), progress=False).history
-    assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    history = fit(make_config(epochs=4, name=optim, schedule=schedule, lr=lr), progress=False).history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]  # it learns
+    at_end = {"cosine": 0.0, "linear": 0.0, "step": lr * 0.01, "constant": lr}
+    if schedule == "onecycle":  # torch's one-cycle, sampled one step past its end, is back off its floor
+        assert history[-1]["lr"] < lr / 20
+    else:
+        assert history[-1]["lr"] == pytest.approx(at_end[schedule], abs=1e-12)  # the named schedule ran to its end
 
 
 def test_target_accuracy_stops_early(make_config, capsys):
@@ -119,26 +125,48 @@ def test_validation_split_is_evaluated_instead_of_test(tmp_path, make_config, ca
 
 
 def test_a_run_never_replaces_another_unless_asked(tmp_path, make_config):
-    from advconv.checkpoint import CheckpointError
+    from advconv.api import plot
 
-    fit(make_config(epochs=1), progress=False)
+    cfg = make_config(epochs=1)
+    fit(cfg, progress=False)
     run = tmp_path / "run"
-    (run / "curves.png").write_bytes(b"an old figure")
+    plot(run)  # its figures are listed in the run's manifest: a new run may delete them
     (run / "notes.txt").write_text("the user's own file")
+    (run / "extra.png").write_bytes(b"the user's own figure")
     before = (run / "last.pt").read_bytes()
     with pytest.raises(CheckpointError, match=r"already holds a run .*--resume .*--overwrite"):
         fit(make_config(epochs=1), progress=False)
     assert (run / "last.pt").read_bytes() == before
     fit(make_config(epochs=2), progress=False, overwrite=True)
-    assert not (run / "curves.png").exists() and (run / "notes.txt").exists()
+    assert not (run / "curves.png").exists() and not (run / "confusion.png").exists()
+    assert (run / "notes.txt").exists() and (run / "extra.png").read_bytes() == b"the user's own figure"
     assert load_checkpoint(run).epoch == 2
 
 
-def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config):
+USERS_FILES = {"holiday.png": b"\x89PNG a photo", "notes.txt": b"my notes", "model.onnx": b"my own export",
+               "manifest.json": b'{"trip": "2026"}'}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_of_the_users_own_files_is_refused_and_kept_byte_for_byte(tmp_path, make_config, overwrite, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "manifest.json").write_text("{}")  # what a run that failed to load its data leaves
+    for name, content in USERS_FILES.items():
+        (run / name).write_bytes(content)
+    with pytest.raises(CheckpointError, match="holds files that no advconv run wrote .*choose another --run_dir or "
+                                              "an empty one"):
+        fit(make_config(epochs=1), progress=False, overwrite=overwrite)
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == USERS_FILES
+
+
+def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config):
+    from advconv.manifest import record_outputs, start_session
+
+    run = tmp_path / "run"
+    run.mkdir()
+    start_session(run, {"config": {}})  # what a run stopped before its first epoch leaves
     (run / "curves.png").write_bytes(b"stale")
+    record_outputs([run / "curves.png"])
     fit(make_config(epochs=1), progress=False)
     assert not (run / "curves.png").exists() and load_checkpoint(run).epoch == 1
 
@@ -195,9 +223,12 @@ def test_a_small_training_set_trains_with_a_smaller_batch_and_says_so(tmp_path, 
     result = fit(make_config(epochs=1, batch_size=64, min_steps=min_steps), log=lines.append, progress=False)
     saved = load_checkpoint(tmp_path / "run").config
     assert (saved["batch_size"], saved["optim"]["lr"]) == (batch, pytest.approx(lr))  # a resume keeps them
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["sessions"][0]["config"] == saved  # the record says what ran, adaptations included
     noted = [line for line in lines if line.startswith("note: 72 training images make 1 steps of batch 64")]
     assert len(noted) == (1 if min_steps else 0)
-    assert result.history[0]["lr"] <= lr
+    assert load_checkpoint(tmp_path / "run").optimizer["param_groups"][-1]["max_lr"] == pytest.approx(lr)
+    assert result.history[0]["lr"] < lr  # one-cycle's peak was the adapted lr
 
 
 def test_the_data_path_is_stored_resolved(tmp_path, image_folder, monkeypatch):

@@ -12,6 +12,7 @@ from .data import ChannelStats
 from .errors import ConfigError
 from .evaluation import evaluate_checkpoint, sample_misclassified
 from .inference import preprocess
+from .manifest import record_outputs
 from .plots import plot_image_grid
 
 
@@ -57,4 +58,6 @@ def explain_checkpoint(source: str | Path, output: str | Path, data: str | None 
     names = record.classes
     pairs = np.stack([test.images[chosen], overlays], axis=1).reshape(-1, *overlays.shape[1:])
     titles = [t for i in chosen for t in (f"#{i} true {names[targets[i]]}", f"Grad-CAM: {names[preds[i]]}")]
-    return plot_image_grid(pairs, titles, output, cols=6)
+    written = plot_image_grid(pairs, titles, output, cols=6)
+    record_outputs([written])
+    return written

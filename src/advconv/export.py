@@ -21,6 +21,7 @@ from .evaluation import trained_on
 from .files import atomic_write, atomic_write_bytes
 from .hub import beside, load_model
 from .inference import preprocess, with_views
+from .manifest import record_outputs
 from .views import TestTimeViews
 
 EXPORT_FORMATS = ("onnx", "torchscript")
@@ -138,4 +139,5 @@ def export(source: str | Path, output: str | Path | None = None, fmt: str = "onn
     if not tta and (viewed.flip or viewed.shift):
         note = (f"the run was evaluated with test-time views (flip {viewed.flip}, shift {viewed.shift}); "
                 "this file scores the plain net, a little lower; --tta bakes the views into the graph")
+    record_outputs(paths)
     return Exported(paths, used, note)

@@ -75,22 +75,49 @@ def describe_session(cfg: Config, device: torch.device, world_size: int) -> dict
     }
 
 
+MANIFEST = "manifest.json"
+
+
+def read(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run directory's manifest, or None where there is none of ours (absent, unreadable, or
+    a file of the same name that is not an advconv manifest)."""
+    try:
+        found = json.loads((Path(run_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(found, dict) and isinstance(found.get("sessions"), list) and \
+        all(isinstance(s, dict) and "config" in s for s in found["sessions"])
+    return found if ours else None
+
+
+def outputs(run_dir: str | Path) -> list[str]:
+    """What advconv's other commands (plot, explain, export) wrote into the run directory."""
+    return list((read(run_dir) or {}).get("outputs", []))
+
+
+def record_outputs(paths: list[Path]) -> None:
+    """Add the files an advconv command wrote to the manifest of the run directory each lies in,
+    so that a new run there may delete them, and nothing else."""
+    for path in paths:
+        found = read(path.parent)
+        if found is not None and path.name not in found.setdefault("outputs", []):
+            found["outputs"].append(path.name)
+            atomic_write_bytes(path.parent / MANIFEST, json.dumps(found, indent=1).encode())
+
+
 def start_session(run_dir: str | Path, session: dict[str, Any]) -> list[dict[str, Any]]:
     """Add ``session`` to the run's manifest (kept from earlier sessions when resuming) and write it."""
-    path = Path(run_dir) / "manifest.json"
-    try:
-        sessions = json.loads(path.read_text())["sessions"] if path.exists() else []
-    except (OSError, ValueError, KeyError, TypeError):
-        sessions = []  # unreadable: start it anew rather than stop a run over its notes
+    sessions = (read(run_dir) or {}).get("sessions", [])
     sessions.append(session)
-    _write(path, sessions)
+    _write(Path(run_dir), sessions)
     return sessions
 
 
 def end_session(run_dir: str | Path, sessions: list[dict[str, Any]], wall_s: float) -> None:
     sessions[-1].update(wall_s=round(wall_s, 1), finished=True)
-    _write(Path(run_dir) / "manifest.json", sessions)
+    _write(Path(run_dir), sessions)
 
 
-def _write(path: Path, sessions: list[dict[str, Any]]) -> None:
-    atomic_write_bytes(path, json.dumps({"sessions": sessions}, indent=1).encode())
+def _write(run_dir: Path, sessions: list[dict[str, Any]]) -> None:
+    kept = {"outputs": outputs(run_dir)} if outputs(run_dir) else {}
+    atomic_write_bytes(run_dir / MANIFEST, json.dumps({"sessions": sessions} | kept, indent=1).encode())

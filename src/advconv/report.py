@@ -15,6 +15,7 @@ from .data import ArrayDataset, channel_stats
 from .errors import CheckpointError
 from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
 from .loaders import make_loaders
+from .manifest import record_outputs
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
 
 
@@ -68,4 +69,5 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     written.append(plot_confusion(matrix, classes, run_dir / "confusion.png"))
     per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
     written.append(plot_per_class(per_class, classes, run_dir / "per_class.png"))
+    record_outputs(written)
     return written

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import manifest
 from .errors import CheckpointError
 from .files import atomic_write_bytes, ensure_writable_dir
 
@@ -28,25 +29,31 @@ def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
         raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
 
 
-RUN_FILES = ("*.pt", "metrics.json", "metrics.csv", "manifest.json", "*.png", "*.onnx")  # what a run writes
-TRAINED = ("*.pt", "metrics.json", "metrics.csv")  # what only a run that finished an epoch leaves
+TRAINING_FILES = ("last.pt", "best.pt", WEIGHTS, "model.json", "metrics.json", "metrics.csv")  # what fit writes
+TRAINED = ("last.pt", "metrics.json")  # what only a run that finished an epoch leaves
 
 
 def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False) -> None:
     """Before training, not after the first epoch: the run directory must be writable, and a new
-    run may not replace a trained one unless ``overwrite``. A new run first deletes what an earlier
-    run wrote there (checkpoints, metrics, manifest, figures, exports; nothing else)."""
+    run may not replace a trained one unless ``overwrite``. A new run trains only into an empty
+    directory or one of ours (its manifest says so), and deletes there only what it can prove a
+    run wrote: training's own files and the outputs its manifest lists."""
     run_dir = Path(run_dir)
-    found = lambda patterns: sorted(f for p in patterns for f in run_dir.glob(p) if f.is_file())  # noqa: E731
-    trained = found(TRAINED) if new_run else []
+    held = sorted(f.name for f in run_dir.iterdir()) if new_run and run_dir.is_dir() else []
+    ours = manifest.read(run_dir) is not None
+    if held and not ours:
+        raise CheckpointError(f"{run_dir} holds files that no advconv run wrote ({', '.join(held[:3])}"
+                              f"{', ...' if len(held) > 3 else ''}); choose another --run_dir or an empty one")
+    trained = [name for name in TRAINED if name in held]
     if trained and not overwrite:
         raise CheckpointError(
-            f"run directory {run_dir} already holds a run ({', '.join(f.name for f in trained)}); "
+            f"run directory {run_dir} already holds a run ({', '.join(trained)}); "
             f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
             "or choose another --run_dir")
+    written = set(TRAINING_FILES) | set(manifest.outputs(run_dir)) | {manifest.MANIFEST}
     try:
-        for f in found(RUN_FILES) if new_run else []:
-            f.unlink()
+        for name in written & set(held):
+            (run_dir / name).unlink()
         ensure_writable_dir(run_dir)
     except OSError as exc:
         raise CheckpointError(f"run directory {run_dir} is not writable: {exc.strerror or exc}") from exc
