@@ -24,7 +24,9 @@ from advconv.checkpoint import load_checkpoint, save_weights
 from advconv.config import Config
 from advconv.hub import SHIPPED, architecture_of
 from advconv.models import MODELS
-from advconv.evaluation import evaluate_checkpoint
+from advconv.data import describe_data
+from advconv.evaluation import evaluate_checkpoint, trained_on
+from advconv.hub import load_model
 
 
 def portable(config: dict, tag: str) -> dict:
@@ -88,6 +90,7 @@ def main() -> None:
         "trained_by": [{k: m.get(k) for k in ("command", "git_commit", "machine", "wall_s", "versions")}
                        | {"command": portable_command(m.get("command", []), run_dir)} for m in manifest]
                       or args.trained_by,
+        "data": describe_data(args.data or checkpoint.config["data"]["path"], *trained_on(load_model(last), args.data)),
         "log": args.log,
         "made_by": " ".join(shlex.quote(a) for a in ["python", *sys.argv]).replace(str(args.run_dir), run_dir),
     }

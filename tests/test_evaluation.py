@@ -58,3 +58,73 @@ def test_a_copied_run_asks_for_its_data_and_caches_on_this_machine(tmp_path, ima
     mine = tmp_path / "my_cache"
     assert main(["evaluate", "--model", str(copy), "--data", str(image_folder), "--cache_dir", str(mine)]) == 0
     assert list(mine.glob("*.npz"))  # the cache went where this user said, not where the run's config said
+
+
+def test_a_validation_split_runs_figures_show_its_held_out_images(tmp_path, make_config):
+    from advconv.errors import ConfigError
+    from advconv.evaluation import evaluate_checkpoint
+    from advconv.explain import explain_images
+    from advconv.report import plot_run
+
+    fit(make_config(epochs=1, val_split=40), progress=False)
+    run = tmp_path / "run"
+    assert evaluate_checkpoint(run, split=None).split == "val"
+    assert explain_images(run, indices=[39]).split == "val"
+    with pytest.raises(ConfigError, match=r"val image indices must lie in 0..39"):
+        explain_images(run, indices=[40])
+    assert explain_images(run, indices=[23], split="test").split == "test"  # asked for
+    assert [p.name for p in plot_run(run)][-1] == "per_class.png"
+
+
+def test_a_runs_weights_record_their_data_and_a_matching_test_set_is_named(tmp_path, make_config, image_folder,
+                                                                        capsys):
+    import json
+
+    from .conftest import make_image_folder
+
+    fit(make_config(epochs=1), progress=False)
+    recorded = json.loads((tmp_path / "run" / "model.json").read_text())["provenance"]["data"]
+    assert recorded["name"] == image_folder.name and recorded["images"] == {"train": 72, "test": 24}
+    assert recorded["test_digest"].startswith("sha256:") and "/" not in recorded["name"]
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "run" / "model.safetensors"), "--data", str(image_folder)]) == 0
+    assert "these are the test images this model was scored on (tiny): its recorded figures should reproduce" \
+        in capsys.readouterr().err
+    other = make_image_folder(tmp_path / "other", 8, 8, seed=5)
+    assert main(["evaluate", "--model", str(tmp_path / "run" / "model.safetensors"), "--data", str(other)]) == 0
+    assert "should reproduce" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tag", __import__("advconv.hub").hub.shipped_tags())
+def test_shipped_weights_say_which_data_they_will_score_without_data(tag, capsys, monkeypatch):
+    from advconv.evaluation import data_of
+
+    monkeypatch.setattr("advconv.errors._told", set())  # each case may say it anew
+
+    trained = load_model(tag)
+    assert trained.provenance["data"]["name"] == "cifar10-jpeg.tar.gz"
+    assert trained.provenance["data"]["images"] == {"train": 50_000, "test": 10_000}
+    assert data_of(trained, None) is None  # torchvision's CIFAR-10: the original binaries
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no --data given: using torchvision's CIFAR-10" in err
+    assert "measured on cifar10-jpeg.tar.gz" in err
+
+
+@pytest.mark.slow
+def test_the_shipped_weights_test_split_digest_is_the_tarballs(shared_tarball):
+    from advconv.data import load_labelled, split_digest
+
+    for tag in __import__("advconv.hub").hub.shipped_tags():
+        trained = load_model(tag)
+        test = load_labelled(shared_tarball, trained.record.classes)
+        assert split_digest(test) == trained.provenance["data"]["test_digest"], tag
+
+
+def test_the_api_takes_a_cache_folder(tmp_path, image_folder, make_config, monkeypatch):
+    import advconv
+
+    fit(make_config(epochs=1), progress=False)
+    monkeypatch.delenv("ADVCONV_CACHE", raising=False)
+    mine = tmp_path / "api_cache"
+    advconv.evaluate(tmp_path / "run", data=str(image_folder), cache_dir=mine)
+    assert list(mine.glob("*.npz"))

@@ -9,9 +9,22 @@ from .conftest import net_and_record
 
 
 def test_gradcam_grid(checkpoint, tmp_path):
+    from PIL import Image
+
+    from advconv.evaluation import evaluate_checkpoint
+    from advconv.explain import explain_images
+
+    shown = explain_images(checkpoint, indices=[0, 5])
+    evaluation = evaluate_checkpoint(checkpoint)
+    classes, preds, targets = evaluation.trained.record.classes, evaluation.result.predictions, evaluation.result.targets
+    assert shown.titles == [f"#0 true {classes[targets[0]]}", f"Grad-CAM: {classes[preds[0]]}",
+                            f"#5 true {classes[targets[5]]}", f"Grad-CAM: {classes[preds[5]]}"]
+    assert np.array_equal(shown.images, evaluation.test.images[[0, 5]]) and shown.split == "test"
+    assert not np.array_equal(shown.overlays, shown.images)  # a heatmap is blended on
     out = tmp_path / "cam.png"
     assert main(["explain", "--checkpoint", str(checkpoint), "--index", "0", "5", "--output", str(out)]) == 0
-    assert out.stat().st_size > 1000
+    with Image.open(out) as grid:
+        assert grid.format == "PNG" and grid.width > 2 * grid.height  # one row of six panels
 
 
 def test_gradcam_overlays_have_image_shape(checkpoint):

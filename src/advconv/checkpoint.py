@@ -76,6 +76,7 @@ class Checkpoint:
     rng: dict[str, Any]                 # every global RNG's state (runtime.rng_state)
     ema: dict[str, torch.Tensor] | None = None        # the averaged weights, deployed when present
     ema_state: dict[str, Any] | None = None           # the EMA module's own state, to resume it
+    data: dict[str, Any] | None = None                # what it trained and was scored on (data.describe_data)
 
     @property
     def deployed(self) -> dict[str, torch.Tensor]:

@@ -9,7 +9,6 @@ its traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -67,19 +66,20 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    scored = api.evaluate(args.model, args.data, tta=args.tta, tta_shift=args.tta_shift, split=args.split)
+    scored = api.evaluate(args.model, args.data, tta=args.tta, tta_shift=args.tta_shift, split=args.split,
+                          cache_dir=args.cache_dir)
     print(scored.result.line(SPLIT_NAMES[args.split]))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    compared = api.compare(args.first, args.second, args.data, args.split, args.tta, args.tta_shift)
+    compared = api.compare(args.first, args.second, args.data, args.split, args.tta, args.tta_shift, args.cache_dir)
     print("\n".join(compared.lines(args.first, args.second)))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    for path in api.plot(args.run_dir, args.data):
+    for path in api.plot(args.run_dir, args.data, split=args.split, cache_dir=args.cache_dir):
         print(f"wrote {path}")
     return 0
 
@@ -97,7 +97,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    exported = api.export(args.model, args.output, args.format, args.tta, args.int8, args.data, args.calibration)
+    exported = api.export(args.model, args.output, args.format, args.tta, args.int8, args.data, args.calibration,
+                          args.cache_dir)
     print(f"wrote {exported.paths[0]}")
     if exported.calibrated_on is not None:
         print(f"wrote {exported.paths[1]} (int8, calibrated on {exported.calibrated_on} training images)")
@@ -108,7 +109,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     output = args.output or str(beside(args.model, "gradcam.png"))
-    print(f"wrote {api.explain(args.model, output, args.data, args.index, args.count)}")
+    print(f"wrote {api.explain(args.model, output, args.data, args.index, args.count, args.split, args.cache_dir)}")
     return 0
 
 
@@ -131,6 +132,12 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
                    help="average with the mirrored image (default: as the run was evaluated)")
     p.add_argument(*flags("tta_shift"), dest="tta_shift", type=int, default=None, metavar="N",
                    help="also average over views shifted by +-N pixels (default: as the run was evaluated)")
+
+
+def add_figure_split(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", choices=SPLIT_NAMES, default=None,
+                   help="the images shown: a run with a validation split shows its held-out ones (val), "
+                        "so the test set stays unseen while recipes are chosen; else the test set")
 
 
 def _value(raw: str):
@@ -218,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="curves, misclassified grid, confusion matrix of a run", allow_abbrev=False)
     p.add_argument("run_dir")
     add_data_options(p, "defaults to the data the run was trained on")
+    add_figure_split(p)
 
     p = sub.add_parser("predict", help="top-k classes of image files or folders of them (any size/format)",
                        allow_abbrev=False)
@@ -243,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images", allow_abbrev=False)
     add_trained_model(p)
     add_data_options(p)
-    p.add_argument("--index", type=int, nargs="*", default=None, help="test-set indices (default: misclassified)")
+    add_figure_split(p)
+    p.add_argument("--index", type=int, nargs="*", default=None,
+                   help="indices of images in that split (default: misclassified ones)")
     p.add_argument("--count", type=int, default=12, help="how many misclassified images")
     p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the model)")
     return parser
@@ -251,8 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "cache_dir", None) and args.command != "train":
-        os.environ["ADVCONV_CACHE"] = args.cache_dir  # data.cache_dir_of reads it: one home for the cache's place
     try:
         return globals()[f"cmd_{args.command.replace('-', '_')}"](args)
     except AdvconvError as exc:

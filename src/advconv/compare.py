@@ -59,10 +59,12 @@ def paired(first: EvalResult, second: EvalResult) -> Comparison:
 
 
 def compare_models(first: str | Path, second: str | Path, data: str | None = None, split: str = "val",
-                   tta: bool | None = None, tta_shift: int | None = None) -> Comparison:
+                   tta: bool | None = None, tta_shift: int | None = None,
+                   cache_dir: str | Path | None = None) -> Comparison:
     """Score two trained models (anything ``load_model`` takes) on the same images and test the gap;
     ``split="val"`` (the default) uses the images both runs held out, so the test set stays unseen."""
-    a, b = (evaluate_checkpoint(m, data, tta=tta, tta_shift=tta_shift, split=split) for m in (first, second))
+    a, b = (evaluate_checkpoint(m, data, tta=tta, tta_shift=tta_shift, split=split, cache_dir=cache_dir)
+            for m in (first, second))
     if not (np.array_equal(a.test.images, b.test.images) and np.array_equal(a.test.labels, b.test.labels)):
         raise ConfigError(f"the two models were scored on different {split} images ({len(a.test)} and "
                          f"{len(b.test)}): compare runs trained on the same data with the same val_split")

@@ -21,12 +21,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from .cache import cache_dir_of, cache_path, cached_arrays
 from .config import DataConfig
 from .errors import DataError, warn
-from .files import atomic_write
+from .files import folder_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
-CACHE_VERSION = 2
 
 
 @dataclass
@@ -107,23 +107,12 @@ def _split_and_class(parts: tuple[str, ...]) -> tuple[str | None, str] | None:
     return (None, parts[-2]) if len(parts) >= 2 else None
 
 
-def _folder_files(root: Path) -> list[Path]:
-    """Every file under ``root``, symlinked folders followed (each real folder once, so a link
-    cycle ends), in a fixed order."""
-    files, seen = [], set()
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        seen.add(os.path.realpath(folder))
-        subfolders[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) not in seen]
-        files += [Path(folder) / name for name in names]
-    return sorted(files)
-
-
 def scan(source: str | Path) -> list[ImageFile]:
     """The image files of a folder or an archive, with their split and class, read lazily:
     names first, so that classes are known (and checked) before anything is decoded."""
     source = Path(source)
     if source.is_dir():
-        paths = [p for p in _folder_files(source) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        paths = [p for p in folder_files(source) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         found = [(_split_and_class(p.relative_to(source).parts), str(p), p.read_bytes) for p in paths]
         folders = {("train", name) for folder, names, _ in os.walk(source) if Path(folder).name == "train"
                    for name in names}
@@ -283,33 +272,9 @@ def load_torchvision_cifar10(root: str | Path, size: int = 32) -> tuple[ArrayDat
                               tuple(d.classes)) for d in (train, test))
 
 
-def _fingerprint(source: Path) -> str:
-    """What the decoded arrays depend on: a tarball's size and mtime, or for a folder the path,
-    size and mtime of every file in it, so an image added, removed or replaced is a new cache."""
-    if source.is_file():
-        st = source.stat()
-        return f"{st.st_size}|{st.st_mtime_ns}"
-    digest = hashlib.sha1()
-    for path in _folder_files(source):
-        st = path.stat()
-        digest.update(f"{path.relative_to(source)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _cache_path(source: Path, cache_dir: Path, *key_parts) -> Path:
-    key = "|".join(map(str, (CACHE_VERSION, source.resolve(), _fingerprint(source), *key_parts)))
-    return cache_dir / f"{source.name.split('.')[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
-
-
-def cache_dir_of(given: str | Path | None = None) -> Path:
-    """Where decoded datasets are cached on this machine: ``given``, else $ADVCONV_CACHE, else
-    ~/.cache/advconv (never a folder stored with a run made elsewhere)."""
-    return Path(given or os.environ.get("ADVCONV_CACHE") or "~/.cache/advconv").expanduser()
-
-
 def _dataset_cache(source: Path, cache_dir: str | Path | None, size: int, skip_corrupt: bool) -> Path:
     """Where ``load_dataset`` keeps the decoded train and test arrays of ``source``."""
-    return _cache_path(source, cache_dir_of(cache_dir), size, skip_corrupt)
+    return cache_path(source, cache_dir_of(cache_dir), size, skip_corrupt)
 
 
 def _existing(data: str | Path) -> Path:
@@ -319,19 +284,6 @@ def _existing(data: str | Path) -> Path:
                         "(train/<class>/*, test/<class>/*), e.g. --data ../shared/data/cifar10-jpeg.tar.gz, "
                         "or leave --data out to download CIFAR-10 with torchvision.")
     return source
-
-
-def cached_arrays(cache: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The arrays in ``cache``, or ``build()``'s, written there for next time."""
-    if cache.exists():
-        try:
-            with np.load(cache) as z:
-                return {k: z[k] for k in z.files}
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            warn(f"ignoring unreadable cache {cache}: {exc}")
-    arrays = build()
-    atomic_write(cache, lambda f: np.savez(f, **arrays))
-    return arrays
 
 
 def load_dataset(data: str | Path | None, cache_dir: str | Path | None = None, skip_corrupt: bool = False,
@@ -368,7 +320,7 @@ def load_labelled(data: str | Path, classes: tuple[str, ...], cache_dir: str | P
     if unknown:
         raise DataError(f"class(es) {', '.join(unknown)} in {source} are not among the model's classes "
                         f"({', '.join(classes)})")
-    z = cached_arrays(_cache_path(source, cache_dir_of(cache_dir), size, "labelled", classes),
+    z = cached_arrays(cache_path(source, cache_dir_of(cache_dir), size, "labelled", classes),
                 lambda: dict(zip(("x", "y"), _arrays(_decode(files, classes, size, False, source.name, progress)))))
     return ArrayDataset(z["x"], z["y"], classes)
 
@@ -382,13 +334,31 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            images = [p for p in _folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
+            images = [p for p in folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise DataError(f"{path} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
             found += images
         else:
             found.append(path)
     return found
+
+
+TORCHVISION = "torchvision's CIFAR-10"  # the data a run without data.path trains on
+
+
+def describe_data(path: str | Path | None, train: ArrayDataset, test: ArrayDataset) -> dict:
+    """What a run trained and was scored on, as its weights record it: a name (no path), the
+    images per split, and a digest of the test split that names the same images anywhere."""
+    return {"name": Path(path).name if path is not None else TORCHVISION,
+            "images": {"train": len(train), "test": len(test)}, "test_digest": split_digest(test)}
+
+
+def split_digest(test: ArrayDataset) -> str:
+    """sha256 of the decoded test images and their class names, in order: independent of the
+    class order a model uses, and of where the files lie."""
+    digest = hashlib.sha256(np.ascontiguousarray(test.images).tobytes())
+    digest.update("\n".join(test.classes[i] for i in test.labels).encode())
+    return f"sha256:{digest.hexdigest()}"
 
 
 # What a trained model is scored on: the test set, or the images its run held out of training

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .config import Config
-from .data import ArrayDataset, cache_dir_of, cached_arrays
+from .cache import cache_dir_of, cached_arrays
+from .data import ArrayDataset
 from .errors import ConfigError
 from .hub import TrainedModel, load_model
 from .inference import preprocess

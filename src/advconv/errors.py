@@ -22,14 +22,23 @@ class TrainingDiverged(AdvconvError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left in place."""
 
 
-_warned: set[str] = set()
+_told: set[str] = set()
 
 
 def warn(message: str) -> None:
     """Tell the user something once, as one ``warning:`` line on stderr (no Python warning
     machinery: no file and line echoed, no repeats)."""
+    _tell("warning", message)
+
+
+def note(message: str) -> None:
+    """Tell the user a fact they should know, once, as one ``note:`` line on stderr."""
+    _tell("note", message)
+
+
+def _tell(kind: str, message: str) -> None:
     import sys
 
-    if message not in _warned:
-        _warned.add(message)
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+    if message not in _told:
+        _told.add(message)
+        print(f"{kind}: {message}", file=sys.stderr, flush=True)

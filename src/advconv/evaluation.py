@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SPLIT_NAMES, ArrayDataset, hold_out, load_dataset, load_labelled
-from .errors import ConfigError, DataError
+from .data import SPLIT_NAMES, TORCHVISION, ArrayDataset, hold_out, load_dataset, load_labelled, split_digest
+from .errors import ConfigError, DataError, note
 from .hub import TrainedModel, load_model
 from .loaders import BatchLoader
 from .loops import EvalResult, evaluate
@@ -18,61 +18,82 @@ from .loops import EvalResult, evaluate
 @dataclass
 class CheckpointEvaluation:
     trained: TrainedModel       # the net, its inference record and where it came from
-    test: ArrayDataset
+    test: ArrayDataset          # the images scored: the test set, or the run's held-out ones
     result: EvalResult
+    split: str = "test"         # which of the two (data.SPLIT_NAMES)
 
 
 def data_of(trained: TrainedModel, data: str | Path | None) -> str | Path | None:
     """``data`` when given, else the data the model was trained on, if it is on this machine
-    (None: torchvision's CIFAR-10, as in training). The cache is this machine's (``cache_dir_of``)."""
+    (None: torchvision's CIFAR-10, as in training; said in one line where the model's record
+    names other data)."""
     if data is not None:
         return data
     stored = trained.data_config.get("path")
     if stored is not None and not Path(stored).expanduser().exists():
         raise DataError(f"the data this model was trained on, {stored}, is not on this machine: "
                         "give the data with --data PATH")
+    recorded = trained.provenance.get("data")
+    if stored is None and isinstance(recorded, dict) and recorded.get("name") != TORCHVISION:
+        note(f"no --data given: using {TORCHVISION} (the original binaries); this model's recorded figures were "
+             f"measured on {recorded['name']}, other images: give --data for those")
     return stored
 
 
-def trained_on(trained: TrainedModel, data: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+def trained_on(trained: TrainedModel, data: str | Path | None = None,
+               cache_dir: str | Path | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """The (train, test) data ``trained`` was trained on, or ``data`` when given."""
-    return load_dataset(data_of(trained, data), size=trained.record.input_size)
+    return load_dataset(data_of(trained, data), cache_dir, size=trained.record.input_size)
 
 
-def labelled_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+def labelled_for(trained: TrainedModel, data: str | Path | None = None,
+                 cache_dir: str | Path | None = None) -> ArrayDataset:
     """Labelled images to evaluate ``trained`` on: ``data`` (a dataset's test/, or a bare
     <class>/ folder), else the test set of the data it was trained on."""
     source = data_of(trained, data)
     if source is None:
-        return trained_on(trained)[1]  # torchvision's CIFAR-10
-    return load_labelled(source, trained.record.classes, size=trained.record.input_size)
+        return trained_on(trained, None, cache_dir)[1]  # torchvision's CIFAR-10
+    return load_labelled(source, trained.record.classes, cache_dir, size=trained.record.input_size)
 
 
-def held_out_for(trained: TrainedModel, data: str | Path | None = None) -> ArrayDataset:
+def held_out_for(trained: TrainedModel, data: str | Path | None = None,
+                 cache_dir: str | Path | None = None) -> ArrayDataset:
     """The validation images ``trained``'s run held out of its training data (``data.val_split``):
     what a choice between recipes is scored on, so that the test set stays unseen."""
     count = trained.data_config.get("val_split", 0)
     if not count:
         raise ConfigError("this model was trained without data.val_split: it has no held-out images to be scored on")
-    return hold_out(trained_on(trained, data)[0], count)[1]
+    return hold_out(trained_on(trained, data, cache_dir)[0], count)[1]
+
+
+def default_split(trained: TrainedModel) -> str:
+    """What a run's own figures score: the images it held out when it had a validation split
+    (the test set stays unseen while recipes are chosen), else the test set."""
+    return "val" if trained.data_config.get("val_split") else "test"
 
 
 def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
-                        tta_shift: int | None = None, batch_size: int = 500,
-                        split: str = "test") -> CheckpointEvaluation:
+                        tta_shift: int | None = None, batch_size: int = 500, split: str = "test",
+                        cache_dir: str | Path | None = None) -> CheckpointEvaluation:
     """Test-set result of a trained model (anything ``load_model`` takes), on ``data`` or the data
     it was trained on; ``tta`` and ``tta_shift`` default to what the run used. ``split="val"``
     scores the images the run held out instead, so that test-time views or runs can be compared
-    without looking at the test set."""
+    without looking at the test set; ``split=None``: the run's own (``default_split``)."""
+    trained = load_model(source)
+    split = split or default_split(trained)
     if split not in SPLIT_NAMES:
         raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    trained = load_model(source)
     record = trained.record
     tta = record.tta if tta is None else tta
     tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    test = held_out_for(trained, data) if split == "val" else labelled_for(trained, data)
+    test = held_out_for(trained, data, cache_dir) if split == "val" else labelled_for(trained, data, cache_dir)
+    recorded = trained.provenance.get("data")
+    scored_on_test = split == "test" == default_split(trained)  # a run with a validation split never was
+    if scored_on_test and isinstance(recorded, dict) and recorded.get("test_digest") == split_digest(test):
+        note(f"these are the test images this model was scored on ({recorded['name']}): its recorded figures "
+             "should reproduce")
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
-    return CheckpointEvaluation(trained, test, evaluate(trained.net, loader, tta=tta, tta_shift=tta_shift))
+    return CheckpointEvaluation(trained, test, evaluate(trained.net, loader, tta=tta, tta_shift=tta_shift), split)
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

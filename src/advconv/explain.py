@@ -1,7 +1,8 @@
-"""Grad-CAM heatmaps (the grad-cam package) over test images, saved as a PNG grid."""
+"""Grad-CAM heatmaps (the grad-cam package) over a trained model's test or held-out images, saved as a PNG grid."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -39,10 +40,23 @@ def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: S
                      for img, h in zip(images, heatmaps)])
 
 
-def explain_checkpoint(source: str | Path, output: str | Path, data: str | None = None,
-                       indices: Sequence[int] | None = None, count: int = 12) -> Path:
-    """Grad-CAM of the predicted class for chosen test images, or for misclassified ones."""
-    evaluation = evaluate_checkpoint(source, data)
+@dataclass
+class Explanation:
+    """Chosen images of a split, each with its Grad-CAM overlay and its panel titles."""
+
+    indices: np.ndarray     # into the split's images
+    images: np.ndarray      # (N, H, W, 3) uint8
+    overlays: np.ndarray    # the same, with the heatmap of the predicted class blended on
+    titles: list[str]       # two per image: the image's, its overlay's
+    split: str
+
+
+def explain_images(source: str | Path, data: str | None = None, indices: Sequence[int] | None = None,
+                   count: int = 12, split: str | None = None, cache_dir: str | Path | None = None) -> Explanation:
+    """Grad-CAM of the predicted class for chosen images, or for ``count`` misclassified ones, of
+    the run's own split (its held-out images when it had a validation split, else the test set)
+    or ``split``."""
+    evaluation = evaluate_checkpoint(source, data, split=split, cache_dir=cache_dir)
     model, record = evaluation.trained.net, evaluation.trained.record
     test, result = evaluation.test, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
@@ -51,13 +65,21 @@ def explain_checkpoint(source: str | Path, output: str | Path, data: str | None 
     else:
         chosen = np.asarray(indices, dtype=np.int64)
         if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(targets)):
-            raise ConfigError(f"test image indices must lie in 0..{len(targets) - 1}")
+            raise ConfigError(f"{evaluation.split} image indices must lie in 0..{len(targets) - 1}")
     if len(chosen) == 0:
-        raise ConfigError("no images to explain (no misclassified test image found)")
+        raise ConfigError(f"no images to explain (no misclassified {evaluation.split} image found)")
     overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], record.stats)
     names = record.classes
-    pairs = np.stack([test.images[chosen], overlays], axis=1).reshape(-1, *overlays.shape[1:])
     titles = [t for i in chosen for t in (f"#{i} true {names[targets[i]]}", f"Grad-CAM: {names[preds[i]]}")]
-    written = plot_image_grid(pairs, titles, output, cols=6)
+    return Explanation(chosen, test.images[chosen], overlays, titles, evaluation.split)
+
+
+def explain_checkpoint(source: str | Path, output: str | Path, data: str | None = None,
+                       indices: Sequence[int] | None = None, count: int = 12, split: str | None = None,
+                       cache_dir: str | Path | None = None) -> Path:
+    """``explain_images`` as a PNG grid at ``output``: each image beside its overlay."""
+    shown = explain_images(source, data, indices, count, split, cache_dir)
+    pairs = np.stack([shown.images, shown.overlays], axis=1).reshape(-1, *shown.images.shape[1:])
+    written = plot_image_grid(pairs, shown.titles, output, cols=6)
     record_outputs([written])
     return written

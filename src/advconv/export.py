@@ -116,7 +116,8 @@ class Exported:
 
 
 def export(source: str | Path, output: str | Path | None = None, fmt: str = "onnx", tta: bool = False,
-           int8: bool = False, data: str | Path | None = None, calibration: int = 512) -> Exported:
+           int8: bool = False, data: str | Path | None = None, calibration: int = 512,
+           cache_dir: str | Path | None = None) -> Exported:
     """Export a trained model (anything ``load_model`` takes) to ``output`` (default: beside it,
     named after it). ``tta`` bakes the run's test-time views into the graph; ``int8`` also writes
     a quantized ONNX file calibrated on ``calibration`` training images of ``data`` (default: the
@@ -129,7 +130,7 @@ def export(source: str | Path, output: str | Path | None = None, fmt: str = "onn
     record, viewed = trained.record, with_views(trained.net, trained.record)
     stem = "model" if Path(source).is_dir() else Path(source).name.removesuffix(".safetensors").removesuffix(".pt")
     output = Path(output) if output is not None else beside(source, stem + SUFFIXES[fmt])
-    calibration_images = trained_on(trained, data)[0].images if int8 else None
+    calibration_images = trained_on(trained, data, cache_dir)[0].images if int8 else None
     paths, used = [export_model(viewed if tta else trained.net, output, fmt, record.input_size, record)], None
     if int8:
         path, used = quantize_onnx(output, output.with_suffix(".int8.onnx"), calibration_images, record.stats,

@@ -1,5 +1,6 @@
-"""The one way advconv writes a file: to a temp file beside it, fsynced, then renamed.
+"""Files on disk: the one way advconv writes one, and the one way it lists a folder's.
 
+A file is written to a temp file beside it, fsynced, then renamed.
 Readers never see half a file, a crash or a full disk leaves the previous version in place,
 and no temp file is left behind. Every writer in the package (checkpoints, metrics, the
 dataset cache, exported models) goes through ``atomic_write``.
@@ -43,3 +44,14 @@ def ensure_writable_dir(folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder):
         pass
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Every file under ``root``, symlinked folders followed (each real folder once, so a link
+    cycle ends), in a fixed order."""
+    files, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        seen.add(os.path.realpath(folder))
+        subfolders[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) not in seen]
+        files += [Path(folder) / name for name in names]
+    return sorted(files)

@@ -138,7 +138,7 @@ def load_model(source: str | Path) -> TrainedModel:
     if path.exists():
         checkpoint = load_checkpoint(path)
         return TrainedModel(checkpoint.net(), checkpoint.record,
-                            {"config": checkpoint.config, "epoch": checkpoint.epoch})
+                            {"config": checkpoint.config, "epoch": checkpoint.epoch, "data": checkpoint.data})
     raise CheckpointError(f"no trained model at {source}: give a run directory, a .pt checkpoint, a .safetensors "
                           f"or a shipped name ({', '.join(shipped_tags()) or 'none shipped'})")
 

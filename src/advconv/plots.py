@@ -58,12 +58,12 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path,
     return _save(fig, path)
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path) -> Path:
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
     fig, ax = plt.subplots(figsize=(7, 6))
     im = ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix ({split} set)")
     threshold = confusion.max() / 2
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -73,12 +73,12 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
     return _save(fig, path)
 
 
-def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str | Path) -> Path:
+def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar(classes, accuracy, color="tab:blue")
     for i, a in enumerate(accuracy):
         ax.text(i, a + 0.5, f"{a:.1f}", ha="center", fontsize=8)
-    ax.set(ylabel="accuracy %", ylim=(0, 105), title="Per-class test accuracy")
+    ax.set(ylabel="accuracy %", ylim=(0, 105), title=f"Per-class {split} accuracy")
     ax.tick_params(axis="x", rotation=45)
     return _save(fig, path)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import Config, config_from_dict
-from .data import ArrayDataset, channel_stats
+from .data import SPLIT_NAMES, ArrayDataset, channel_stats
 from .errors import CheckpointError
 from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
 from .loaders import make_loaders
@@ -40,34 +40,38 @@ def augmented_samples(cfg: Config, train: ArrayDataset, count: int = 20, epoch: 
     return pixels.permute(0, 2, 3, 1).numpy(), (y.argmax(1) if y.ndim > 1 else y).numpy()
 
 
-def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int = 25) -> list[Path]:
+def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int = 25, split: str | None = None,
+             cache_dir: str | Path | None = None) -> list[Path]:
     """Curves from the metrics log; a grid of augmented training images; misclassified grid,
     confusion matrix and per-class accuracy of the final epoch (``last.pt``: never a checkpoint
-    picked on the test set) on the test set."""
+    picked on the test set) on the run's own split (its held-out images when it had a validation
+    split, else the test set) or ``split``."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         raise CheckpointError(f"no metrics.json in {run_dir}; is it a training run directory?")
-    evaluation = evaluate_checkpoint(run_dir / "last.pt", data)  # the data first: nothing is written without it
+    # the data first: nothing is written without it
+    evaluation = evaluate_checkpoint(run_dir / "last.pt", data, split=split, cache_dir=cache_dir)
     trained = evaluation.trained
     cfg = config_from_dict(trained.provenance["config"])
-    train, _ = trained_on(trained, data)
+    train, _ = trained_on(trained, data, cache_dir)
     images, labels = augmented_samples(cfg, train)
     written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
     written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
                                    title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))
     result, test = evaluation.result, evaluation.test
+    shown = SPLIT_NAMES[evaluation.split].lower()
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     classes = test.classes
     wrong = sample_misclassified(preds, targets, n_misclassified)
     written.append(plot_image_grid(test.images[wrong],
                                    [f"{classes[targets[i]]} / {classes[preds[i]]}" for i in wrong],
                                    run_dir / "misclassified.png",
-                                   title=f"Misclassified test images (true / predicted): "
+                                   title=f"Misclassified {shown} images (true / predicted): "
                                          f"{int((preds != targets).sum())} of {len(targets)}"))
     matrix = confusion_matrix(targets, preds, len(classes))
-    written.append(plot_confusion(matrix, classes, run_dir / "confusion.png"))
+    written.append(plot_confusion(matrix, classes, run_dir / "confusion.png", shown))
     per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
-    written.append(plot_per_class(per_class, classes, run_dir / "per_class.png"))
+    written.append(plot_per_class(per_class, classes, run_dir / "per_class.png", shown))
     record_outputs(written)
     return written

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint, save_weights
-from .config import Config, config_from_dict, validate_config
-from .data import SPLIT_NAMES, channel_stats, dataset_classes, hold_out, load_dataset
+from .config import Config, DataConfig, config_from_dict, validate_config
+from .data import SPLIT_NAMES, ArrayDataset, channel_stats, dataset_classes, describe_data, hold_out, load_dataset
 from .distill import distilled_targets
 from .errors import ConfigError, TrainingDiverged, warn
 from .finetune import StartingPoint, net_for, resolved, starting_point
-from .loaders import BatchLoader, make_loaders, normalize
+from .loaders import BatchLoader, make_loaders
 from .loops import evaluate, train_epoch
 from .manifest import describe_session, end_session, start_session
 from .models import PARAM_BUDGET, NetSpec, build_net, resolve_spec, validate_spec
@@ -32,7 +32,7 @@ from .optim import build_ema, build_optimizer, build_scheduler
 from .rules import check_rules
 from .rundir import WEIGHTS, prepare_run_dir, write_metrics
 from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
-from .whiten import WHITENABLE, whiten_first_conv, whitening_filters, whitening_sample
+from .whiten import WHITENABLE, first_conv_whitening, whiten_first_conv
 
 
 @dataclass
@@ -57,6 +57,7 @@ class RunData:
     record: InferenceRecord
     sizes: tuple[int, int]                # training and evaluated images
     steps_per_epoch: int
+    described: dict                       # the data as given, as the weights record it (data.describe_data)
     whiten_filters: torch.Tensor | None = None  # the first conv's start, with optim.whiten
     notes: list[str] = dataclasses.field(default_factory=list)  # what was adapted or added, for the log
 
@@ -149,7 +150,7 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
             model.state_dict(), data.record, cfg.to_dict(), epoch, best_acc, history,
             optimizer.state_dict(), scheduler.state_dict(), scaler.state_dict(), rng_state(),
             ema=ema.module.state_dict() if ema is not None else None,
-            ema_state=ema.state_dict() if ema is not None else None)
+            ema_state=ema.state_dict() if ema is not None else None, data=data.described)
         rt.on_main(save_run, run_dir, checkpoint, improved)
         if result and cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy:
             say(f"Reached the target {cfg.target_accuracy}% after epoch {epoch}")
@@ -217,14 +218,10 @@ def check_the_rules(spec: NetSpec, cfg: Config) -> None:
 
 
 def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -> RunData:
-    """Training data and what each epoch is evaluated on: the test set, or with ``val_split`` a
-    validation split held out of training (recipes are chosen on it; the test set stays unseen)."""
-    train, test = load_dataset(cfg.data.path, cfg.data.cache_dir, cfg.data.skip_corrupt, cfg.data.image_size,
-                               progress)
-    split = "test"
-    if cfg.data.val_split:
-        train, test = hold_out(train, cfg.data.val_split)
-        split = "val"
+    """What a run trains on, assembled: the images (``read_splits``), the batch they train at
+    (``fit_batch_to_data``), a teacher's targets, the loaders, the inference record, and the
+    first conv's whitening filters."""
+    train, test, split, described = read_splits(cfg.data, progress)
     notes = [fit_batch_to_data(cfg, len(train) // rt.world_size)]
     targets = None
     if cfg.distill.teacher is not None:
@@ -240,13 +237,20 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
                           f"use --batch_size {max(1, share)} or less")
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta=cfg.tta, tta_shift=cfg.tta_shift)
-    filters = None
-    if cfg.optim.whiten:  # from the training images only: a validation split stays unseen
-        sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
-        first = spec.blocks[0]
-        filters = whitening_filters(sample, first.kernel_size[0], first.dilation[0])
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, filters,
+    filters = first_conv_whitening(train, stats, spec.blocks[0]) if cfg.optim.whiten else None
+    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, described, filters,
                    [n for n in notes if n])
+
+
+def read_splits(d: DataConfig, progress: bool = False) -> tuple[ArrayDataset, ArrayDataset, str, dict]:
+    """(training images, what each epoch is evaluated on, its split name, the data's description):
+    the test set, or with ``val_split`` a validation split held out of training (recipes are
+    chosen on it; the test set stays unseen). The description is of the data as given."""
+    train, test = load_dataset(d.path, d.cache_dir, d.skip_corrupt, d.image_size, progress)
+    described = describe_data(d.path, train, test)
+    if d.val_split:
+        return *hold_out(train, d.val_split), "val", described
+    return train, test, "test", described
 
 
 MIN_BATCH = 16
@@ -320,6 +324,6 @@ def save_run(run_dir: Path, checkpoint: Checkpoint, improved: bool) -> None:
     if improved:
         save_checkpoint(run_dir / "best.pt", checkpoint)
     provenance = {"epoch": checkpoint.epoch, "epochs": checkpoint.config["epochs"],
-                  "metrics": checkpoint.history[-1], "config": checkpoint.config}
+                  "metrics": checkpoint.history[-1], "config": checkpoint.config, "data": checkpoint.data}
     save_weights(run_dir / WEIGHTS, checkpoint.deployed, checkpoint.record, provenance)
     write_metrics(run_dir, checkpoint.history)

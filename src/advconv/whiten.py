@@ -17,6 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import ArrayDataset, ChannelStats
+from .loaders import normalize
+from .models import BlockSpec
+
 WHITENABLE = ("standard", "dilated", "pointwise")  # first-layer kinds that are one plain conv
 SAMPLE_IMAGES = 5000   # images whose patches estimate the covariance: enough for 27 dimensions
 CHUNK = 250            # images unfolded at a time
@@ -65,3 +69,10 @@ def whiten_first_conv(model: nn.Module, filters: torch.Tensor) -> nn.Conv2d:
         conv.weight.copy_(weight)
     conv.weight.requires_grad_(False)
     return conv
+
+
+def first_conv_whitening(train: ArrayDataset, stats: ChannelStats, first: BlockSpec) -> torch.Tensor:
+    """The whitening filters of a net's first conv (its block ``first``), from the training
+    images only, normalized as the net sees them: a validation split stays unseen."""
+    sample = normalize(torch.from_numpy(whitening_sample(train.images)).permute(0, 3, 1, 2), stats)
+    return whitening_filters(sample, first.kernel_size[0], first.dilation[0])
