@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from advconv.cli import build_parser
@@ -83,6 +85,8 @@ def test_shipped_configs_hold_what_their_files_say_and_describe_a_net_that_build
         assert obj == value, key
     validate_config(cfg)  # nothing set that its pipeline ignores, every value within its rule
     validate_spec(resolve_spec(cfg.model), cfg.data.image_size, cfg.max_params)
+    history = re.findall(r"#.*\b(?:[Rr]ows? \d+|until row|session \d+)", path.read_text())
+    assert history == [], "config comments say why, not when: the history lives in docs/results/experiments.md"
 
 
 def test_options_that_are_off_do_not_bound_the_image_size():
