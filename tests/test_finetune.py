@@ -33,13 +33,23 @@ def test_the_same_class_count_loads_every_tensor(checkpoint, make_config, capsys
         torch.testing.assert_close(after[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_the_same_count_of_other_classes_starts_the_head_fresh(checkpoint, tmp_path, capsys):
+    from .conftest import make_image_folder, tiny_config
+
+    renamed = make_image_folder(tmp_path / "renamed", classes=("ant", "bee", "cow"))
+    fit(tiny_config(tmp_path, renamed, pretrained=str(checkpoint), epochs=1), progress=False)
+    total = len(load_model(checkpoint).net.state_dict())
+    assert f"loaded {total - 1} of {total} tensors from {checkpoint}; head.weight starts fresh (other classes)" \
+        in capsys.readouterr().out
+
+
 def test_another_class_count_starts_the_head_fresh_and_the_rest_from_the_weights(make_config, capsys):
     cfg = make_config(pretrained=SHIPPED, epochs=1, lr=1e-9, momentum=0.0, weight_decay=0.0)
     result = fit(cfg, progress=False)
     out = capsys.readouterr().out
     shipped = load_model(SHIPPED).net.state_dict()
     assert f"pretrained: loaded {len(shipped) - 1} of {len(shipped)} tensors from {SHIPPED}; " \
-           "head.weight starts fresh (another class count)" in out
+           "head.weight starts fresh (other classes)" in out
     assert "model of stem8.assignment9" in out
     after = load_checkpoint(cfg.run_dir).model
     assert after["head.weight"].shape[0] == 3

@@ -133,8 +133,8 @@ class Config:
     model: Any = setting("stem8", "an architecture name, or a mapping describing a net (blocks of per-layer "
                                   "lists, or base: NAME with the fields it changes)")
     pretrained: str | None = setting(None, "start from trained weights (a shipped tag, a run directory, a .safetensors "
-                                           "or .pt): their net, every tensor that fits, the classifier fresh where "
-                                           "the class count differs (null: random weights)")
+                                           "or .pt): their net and every tensor, the classifier fresh unless the "
+                                           "data has the classes it was trained on (null: random weights)")
     epochs: int = setting(36, "passes over the training set", at_least(1))
     batch_size: int = setting(512, "images per step (per process under torchrun)", at_least(1))
     min_steps: int = setting(20, "a training set too small for this many steps per epoch at batch_size trains with a "

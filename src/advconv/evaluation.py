@@ -91,7 +91,7 @@ def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool |
     scored_on_test = split == "test" == default_split(trained)  # a run with a validation split never was
     if scored_on_test and isinstance(recorded, dict) and recorded.get("test_digest") == split_digest(test):
         note(f"these are the test images this model was scored on ({recorded['name']}): its recorded figures "
-             "should reproduce")
+             "should reproduce, within an image or two where they were scored in bf16")
     loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
     return CheckpointEvaluation(trained, test, evaluate(trained.net, loader, tta=tta, tta_shift=tta_shift), split)
 

@@ -1,8 +1,8 @@
 """Fine-tuning: a run that starts from trained weights (``pretrained``) instead of random ones.
 
 The net is the starting weights' own, its class count left to follow the new data; every
-tensor that fits is loaded and the classifier starts fresh where the class count differs
-(``hub.load_matching``). A ``model`` given beside it must name that same net: one net per run,
+tensor that fits is loaded, and the classifier starts fresh unless the new data has the very
+classes it was trained on (``hub.load_matching``). A ``model`` given beside it must name that same net: one net per run,
 with no second name to keep in step.
 """
 
@@ -30,8 +30,10 @@ class StartingPoint:
         """The net to train: the starting weights' own, its class count left to the data."""
         return without_head(self.trained.record.spec)
 
-    def load_into(self, net) -> Loaded:
-        return load_matching(net, self.trained.net.state_dict())
+    def load_into(self, net, classes: tuple[str, ...]) -> Loaded:
+        """The weights into ``net``, which will learn ``classes``: the classifier is kept only
+        for the very classes it was trained on, in their order."""
+        return load_matching(net, self.trained.net.state_dict(), tuple(classes) == self.trained.record.classes)
 
 
 def starting_point(source: str, image_size: int) -> StartingPoint:

@@ -97,17 +97,19 @@ class Loaded:
     fresh: list[str]
 
     def line(self, source: str) -> str:
-        fresh = f"; {', '.join(self.fresh)} {'starts' if len(self.fresh) == 1 else 'start'} fresh (another class count)" \
+        fresh = f"; {', '.join(self.fresh)} {'starts' if len(self.fresh) == 1 else 'start'} fresh (other classes)" \
             if self.fresh else ""
         return f"pretrained: loaded {len(self.loaded)} of {len(self.loaded) + len(self.fresh)} tensors from {source}{fresh}"
 
 
-def load_matching(net: nn.Module, weights: dict[str, torch.Tensor]) -> Loaded:
+def load_matching(net: nn.Module, weights: dict[str, torch.Tensor], same_classes: bool = True) -> Loaded:
     """Every tensor of ``weights`` whose name and shape match one of ``net``'s, loaded in place;
-    the classifier keeps its fresh start where its shape differs (another class count). Any other
-    tensor that is missing or differs means another net: ConfigError naming the layer."""
+    the classifier keeps its fresh start where its shape differs (another class count) or where
+    ``same_classes`` is false (its rows belong to other classes). Any other tensor that is
+    missing or differs means another net: ConfigError naming the layer."""
     own = net.state_dict()
-    fresh = [k for k in own if k.startswith(HEAD) and (k not in weights or weights[k].shape != own[k].shape)]
+    fresh = [k for k in own if k.startswith(HEAD) and
+             (not same_classes or k not in weights or weights[k].shape != own[k].shape)]
     for name, tensor in own.items():
         if name in fresh:
             continue

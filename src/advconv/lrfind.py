@@ -79,7 +79,7 @@ def lr_range_test(cfg: Config, steps: int = 200, start_lr: float = 1e-4, end_lr:
         raise ConfigError(f"{data.sizes[0]} training images make {data.steps_per_epoch} batches of {cfg.batch_size}: "
                           f"{steps} steps would show each image more than {MAX_PASSES} times; give --steps "
                           f"{data.steps_per_epoch * MAX_PASSES} or fewer, or more images")
-    model = build_model(cfg, spec, rt, data.whiten_filters, weights, say).train()
+    model = build_model(cfg, spec, rt, data, weights, say).train()
     optimizer = build_optimizer(cfg.optim, model)
     share = [group["lr"] / cfg.optim.lr for group in optimizer.param_groups]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)

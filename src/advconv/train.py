@@ -92,7 +92,7 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
     data = load_data(cfg, spec, rt, progress and rt.is_main)
     if rt.is_main:  # after load_data, which may adapt the batch: the manifest records what runs
         sessions = start_session(run_dir, describe_session(cfg, rt.device, rt.world_size))
-    model = build_model(cfg, spec, rt, data.whiten_filters, weights, say)
+    model = build_model(cfg, spec, rt, data, weights, say)
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.optim, optimizer, cfg.epochs * data.steps_per_epoch)
     ema = build_ema(cfg.optim, model)
@@ -274,16 +274,16 @@ def fit_batch_to_data(cfg: Config, images: int) -> str | None:
             f"(min_steps {cfg.min_steps}; min_steps 0 keeps the configured batch)")
 
 
-def build_model(cfg: Config, spec: NetSpec, rt: Runtime, whiten_filters: torch.Tensor | None,
-                start: StartingPoint | None = None, say: Callable[[str], None] = _print_now) -> nn.Module:
+def build_model(cfg: Config, spec: NetSpec, rt: Runtime, data: RunData, start: StartingPoint | None = None,
+                say: Callable[[str], None] = _print_now) -> nn.Module:
     """The net, from its starting weights when given, or its first conv whitened and frozen when
     asked (before the optimizer, which then leaves those filters out), on the device in the
     configured memory layout."""
     model = build_net(spec, check=False)  # validated in checked_spec
-    if whiten_filters is not None:
-        whiten_first_conv(model, whiten_filters)
+    if data.whiten_filters is not None:
+        whiten_first_conv(model, data.whiten_filters)
     if start is not None:
-        say(start.load_into(model).line(start.source))
+        say(start.load_into(model, data.record.classes).line(start.source))
     model = model.to(rt.device)
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
