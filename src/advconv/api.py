@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare import compare_models as compare
+from .demo import serve as demo
 from .config import Config, apply_overrides, load_config
 from .errors import ConfigError
 from .evaluation import evaluate_checkpoint as evaluate
@@ -30,7 +31,7 @@ from .summary import ModelSummary, summarize
 from .train import TrainResult, fit as _fit
 
 __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
-           "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult", "RangeTest"]
+           "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult", "RangeTest"]
 
 
 def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | None = None, progress: bool = True,

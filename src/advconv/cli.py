@@ -1,4 +1,4 @@
-"""The advconv command: summary, check, train, lr-find, evaluate, compare, plot, predict, export, explain.
+"""The advconv command: summary, check, train, lr-find, evaluate, compare, plot, predict, export, explain, demo.
 
 Each subcommand is a thin layer over one function of the Python API (advconv.api). Errors a
 user can fix (missing data, a bad config, an unreadable checkpoint) print one clear line and
@@ -104,6 +104,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {exported.paths[1]} (int8, calibrated on {exported.calibrated_on} training images)")
     if exported.note:
         print(f"note: {exported.note}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import serve
+
+    print(f"advconv demo: serving {args.model} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    serve(args.model, args.data, args.host, args.port, args.cache_dir)
     return 0
 
 
@@ -256,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="indices of images in that split (default: misclassified ones)")
     p.add_argument("--count", type=int, default=12, help="how many misclassified images")
     p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the model)")
+
+    p = sub.add_parser("demo", help="a web page for a trained model: upload images, top-k, Grad-CAM, misclassified "
+                                    "test images (needs pip install 'advconv[demo]')", allow_abbrev=False)
+    add_trained_model(p)
+    add_data_options(p, "labelled images whose misclassified ones the page shows (default: the data the model was "
+                        "trained on, when it is on this machine)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
     return parser
 
 

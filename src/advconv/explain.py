@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 from torch import nn
 
 from .data import ChannelStats
@@ -25,19 +26,34 @@ def default_target_layer(model: nn.Module) -> nn.Module:
     return blocks[-1]
 
 
-def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
+def gradcam_heatmaps(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
                      stats: ChannelStats, target_layer: nn.Module | None = None) -> np.ndarray:
-    """Heatmaps of where ``model`` looks for the given class of each image, blended onto it."""
+    """Where ``model`` looks for the given class of each image: (N, H, W) floats in [0, 1]."""
     from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     layer = target_layer if target_layer is not None else default_target_layer(model)
-    x = preprocess(images, stats)
     with GradCAM(model=model.eval(), target_layers=[layer]) as cam:
-        heatmaps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes_to_explain])
-    return np.stack([show_cam_on_image(img.astype(np.float32) / 255, h, use_rgb=True)
-                     for img, h in zip(images, heatmaps)])
+        return cam(input_tensor=preprocess(images, stats),
+                   targets=[ClassifierOutputTarget(int(c)) for c in classes_to_explain])
+
+
+def blend(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """A heatmap coloured (jet) over an image of any size, ``opacity`` its share (0: the image)."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    h, w = image.shape[:2]
+    if heatmap.shape != (h, w):
+        heatmap = np.asarray(Image.fromarray(heatmap.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
+    return show_cam_on_image(image.astype(np.float32) / 255, np.clip(heatmap, 0, 1), use_rgb=True,
+                             image_weight=1 - opacity)
+
+
+def gradcam_overlays(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
+                     stats: ChannelStats, target_layer: nn.Module | None = None) -> np.ndarray:
+    """Heatmaps of where ``model`` looks for the given class of each image, blended onto it."""
+    heatmaps = gradcam_heatmaps(model, images, classes_to_explain, stats, target_layer)
+    return np.stack([blend(img, h) for img, h in zip(images, heatmaps)])
 
 
 @dataclass
