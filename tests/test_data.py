@@ -17,7 +17,8 @@ def test_missing_data_says_how_to_pass_it(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nowhere"), "--cache_dir", str(tmp_path),
                  "--run_dir", str(tmp_path / "run")])
     assert code == 2
-    assert "dataset not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "dataset not found" in err and err.count("\n") == 1  # one line
 
 
 def test_corrupt_image_is_named_or_skipped(tmp_path, capsys):

@@ -234,7 +234,7 @@ def _decode(files: list[ImageFile], classes: tuple[str, ...], size: int, skip_co
             labels.append(index[f.cls])
         except DataError as exc:
             if not skip_corrupt:
-                raise DataError(f"{exc}\n(pass --skip_corrupt to skip unreadable images with a warning)") from None
+                raise DataError(f"{exc} (pass --skip_corrupt to skip unreadable images with a warning)") from None
             warn(f"skipping {exc}")
     empty = sorted(set(f.cls for f in files) - {classes[i] for i in labels})
     if empty:
@@ -262,8 +262,8 @@ def load_torchvision_cifar10(root: str | Path, size: int = 32) -> tuple[ArrayDat
         train, test = (CIFAR10(str(root), train=t, download=True) for t in (True, False))
     except Exception as exc:  # urllib/ssl/checksum errors all mean "not available here"
         raise DataError(
-            f"CIFAR-10 could not be downloaded into {root} ({type(exc).__name__}: {exc}).\n"
-            "Pass --data PATH with an image-folder tree or .tar.gz holding train/<class>/* and "
+            f"CIFAR-10 could not be downloaded into {root} ({type(exc).__name__}: {exc}); "
+            "pass --data PATH with an image-folder tree or .tar.gz holding train/<class>/* and "
             "test/<class>/*, e.g. --data ../shared/data/cifar10-jpeg.tar.gz"
         ) from exc
     resize = (lambda x: x) if size == 32 else (
@@ -280,7 +280,7 @@ def _dataset_cache(source: Path, cache_dir: str | Path | None, size: int, skip_c
 def _existing(data: str | Path) -> Path:
     source = Path(data).expanduser()
     if not source.exists():
-        raise DataError(f"dataset not found: {source}\nPass --data PATH with an image-folder tree or .tar.gz "
+        raise DataError(f"dataset not found: {source}; pass --data PATH with an image-folder tree or .tar.gz "
                         "(train/<class>/*, test/<class>/*), e.g. --data ../shared/data/cifar10-jpeg.tar.gz, "
                         "or leave --data out to download CIFAR-10 with torchvision.")
     return source
