@@ -61,21 +61,23 @@ def channel_stats(images: np.ndarray) -> ChannelStats:
     return ChannelStats(tuple(means), tuple(stds))
 
 
-def image_array(img: Image.Image, size: int = 32) -> np.ndarray:
+def image_array(img: Image.Image, size: int | None = 32) -> np.ndarray:
     """A PIL image as (size, size, 3) uint8 RGB, stretched to the square: how every image,
-    training or deployed, reaches the net. 16-bit and float images are scaled to 8 bits."""
+    training or deployed, reaches the net (``size`` None: at its own size). 16-bit and float
+    images are scaled to 8 bits."""
     if img.mode.startswith("I") or img.mode == "F":
         values = np.asarray(img, dtype=np.float64)
         top = 65535.0 if values.max(initial=0) > 255 else (1.0 if img.mode == "F" and values.max(initial=0) <= 1 else 255.0)
         img = Image.fromarray(np.clip(values / top * 255, 0, 255).round().astype(np.uint8))
     img = img.convert("RGB")
-    if img.size != (size, size):
+    if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 
-def decode_image(data: bytes | str | Path, name: str, size: int = 32) -> np.ndarray:
-    """Any image file as (size, size, 3) uint8 RGB; DataError naming the file if unreadable."""
+def decode_image(data: bytes | str | Path, name: str, size: int | None = 32) -> np.ndarray:
+    """Any image file as (size, size, 3) uint8 RGB (``size`` None: its own size); DataError
+    naming the file if unreadable."""
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             return image_array(img, size)

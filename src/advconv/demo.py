@@ -58,13 +58,12 @@ def load_demo(model: str | Path, data: str | Path | None = None, cache_dir: str 
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An uploaded file as (H, W, 3) uint8 pixels at its own size, or DataError naming it."""
+    """An uploaded file as (H, W, 3) uint8 pixels at its own size, decoded as training decodes
+    images, or one line naming it."""
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ConfigError(f"{path.name} is larger than {MAX_FILE_BYTES // 2 ** 20} MB")
-    decode_image(path, path.name)  # a file PIL cannot read ends here, in our words
-    with Image.open(path) as img:
-        return np.array(img.convert("RGB"))
+    return np.array(decode_image(path, path.name, size=None))
 
 
 def top_k(demo: Demo, image: np.ndarray, k: int) -> list[tuple[str, float]]:

@@ -98,7 +98,9 @@ def lr_range_test(cfg: Config, steps: int = 200, start_lr: float = 1e-4, end_lr:
             break
         average = SMOOTHING * average + (1 - SMOOTHING) * loss.item()
         smoothed = average / (1 - SMOOTHING ** (step + 1))
-        test.lrs.append(lr), test.losses.append(loss.item()), test.smoothed.append(smoothed)
+        test.lrs.append(lr)
+        test.losses.append(loss.item())
+        test.smoothed.append(smoothed)
         best = min(best, smoothed)
         if smoothed > DIVERGED * best:
             test.stopped = f"stopped at lr {lr:.3g}: the smoothed loss rose to {DIVERGED:g}x its best"
