@@ -125,7 +125,8 @@ def page(demo):
 
 def upload_and_classify(page, *files):
     page.set_input_files("#upload input[type=file]", [str(f) for f in files])
-    page.wait_for_timeout(500)
+    for f in files:  # uploaded once the file component lists it
+        page.wait_for_selector(f"#upload :text('{Path(f).name}')")
     page.click("#classify")
 
 
@@ -142,9 +143,10 @@ def test_the_page_in_a_browser(page, tmp_path):
     page.fill("#opacity input[type=number]", "0.8")
     page.press("#opacity input[type=number]", "Enter")
     assert page.input_value("#layer input") == "c3" and page.input_value("#opacity input[type=number]") == "0.8"
+    plain = page.get_attribute("#gallery img", "src")
     page.click("#classify")
-    page.wait_for_function("document.querySelectorAll('#gallery img').length >= 1")
-    assert "horse.jpg: horse" in page.inner_text("#gallery")
+    page.wait_for_function("(before) => document.querySelector('#gallery img').src !== before", arg=plain)
+    assert "horse.jpg: horse" in page.inner_text("#gallery")  # now its Grad-CAM, from c3 at 0.8
 
     page.get_by_text("Misclassified test images").click()
     page.click("#show_wrong")
