@@ -16,7 +16,8 @@ def test_gradcam_grid(checkpoint, tmp_path):
 
     shown = explain_images(checkpoint, indices=[0, 5])
     evaluation = evaluate_checkpoint(checkpoint)
-    classes, preds, targets = evaluation.trained.record.classes, evaluation.result.predictions, evaluation.result.targets
+    classes = evaluation.trained.record.classes
+    preds, targets = evaluation.result.predictions, evaluation.result.targets
     assert shown.titles == [f"#0 true {classes[targets[0]]}", f"Grad-CAM: {classes[preds[0]]}",
                             f"#5 true {classes[targets[5]]}", f"Grad-CAM: {classes[preds[5]]}"]
     assert np.array_equal(shown.images, evaluation.test.images[[0, 5]]) and shown.split == "test"

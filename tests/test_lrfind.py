@@ -10,7 +10,8 @@ from advconv.lrfind import DIVERGED, RangeTest, lr_range_test
 
 
 def test_the_ramp_is_exponential_and_stops_when_the_loss_blows_up(make_config):
-    test = lr_range_test(make_config(batch_size=8, min_steps=0), steps=30, start_lr=1e-3, end_lr=1e4, say=lambda _: None)
+    test = lr_range_test(make_config(batch_size=8, min_steps=0), steps=30, start_lr=1e-3, end_lr=1e4,
+                         say=lambda _: None)
     ratio = test.lrs[1] / test.lrs[0]
     assert ratio == pytest.approx((1e4 / 1e-3) ** (1 / 29))
     assert all(b / a == pytest.approx(ratio) for a, b in zip(test.lrs, test.lrs[1:]))

@@ -22,6 +22,7 @@ from .explain import explain_checkpoint as explain
 from .export import export
 from .hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
 from .inference import predict, predict_files
+from . import lrfind
 from .lrfind import RangeTest, lr_range_test
 from .models import PARAM_BUDGET
 from .plots import plot_lr_range
@@ -30,8 +31,9 @@ from .rules import RulesReport, check_rules
 from .summary import ModelSummary, summarize
 from .train import TrainResult, fit as _fit
 
-__all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
-           "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult", "RangeTest"]
+__all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary",
+           "check", "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult",
+           "RangeTest"]
 
 
 def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | None = None, progress: bool = True,
@@ -49,8 +51,9 @@ def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | 
     return _fit(_config(config, overrides), progress=progress, overwrite=overwrite)
 
 
-def lr_find(config: str | Path | Config | None = None, *, output: str | Path | None = "lr_find.png",
-            steps: int = 200, start_lr: float = 1e-4, end_lr: float = 10.0, progress: bool = True,
+def lr_find(config: str | Path | Config | None = None, *, output: str | Path | None = lrfind.FIGURE,
+            steps: int = lrfind.STEPS, start_lr: float = lrfind.START_LR, end_lr: float = lrfind.END_LR,
+            progress: bool = True,
             **overrides: Any) -> RangeTest:
     """The learning-rate range test on the net, data and optimizer ``fit`` would train with the same
     arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for one-cycle."""

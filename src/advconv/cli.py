@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, api
+from . import __version__, api, demo, lrfind
 from .config import SETTINGS, by_leaf, parse_yaml
 from .data import SPLIT_NAMES, image_files
 from .errors import AdvconvError
@@ -206,10 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="advconv lr-find [--config YAML] [--steps N] [--start_lr LR] [--end_lr LR] "
                              "[--output PNG] [--FIELD VALUE ...]")
     p.add_argument("--config", default=None, help="YAML config whose net, data and optimizer are tested")
-    p.add_argument("--steps", type=int, default=200, help="training steps of the ramp (at most 4 passes over the data)")
-    p.add_argument(*flags("start_lr"), dest="start_lr", type=float, default=1e-4)
-    p.add_argument(*flags("end_lr"), dest="end_lr", type=float, default=10.0)
-    p.add_argument("--output", default="lr_find.png", help="the figure (default: lr_find.png)")
+    p.add_argument("--steps", type=int, default=lrfind.STEPS,
+                   help=f"training steps of the ramp (at most {lrfind.MAX_PASSES} passes over the data)")
+    p.add_argument(*flags("start_lr"), dest="start_lr", type=float, default=lrfind.START_LR)
+    p.add_argument(*flags("end_lr"), dest="end_lr", type=float, default=lrfind.END_LR)
+    p.add_argument("--output", default=lrfind.FIGURE, help=f"the figure (default: {lrfind.FIGURE})")
     p.add_argument(*flags("no_progress"), dest="no_progress", action="store_true", help="no tqdm bar while decoding")
     add_config_options(p.add_argument_group("config fields, as for train"))
 
@@ -270,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_trained_model(p)
     add_data_options(p, "labelled images whose misclassified ones the page shows (default: the data the model was "
                         "trained on, when it is on this machine)")
-    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default=demo.HOST, help="the address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=demo.PORT)
     return parser
 
 

@@ -30,6 +30,7 @@ SAMPLES = Path(__file__).resolve().parent / "samples"  # one CIFAR-10 test image
 MAX_FILES = 16                  # images per request: a page for a few photos, not a batch job
 MAX_FILE_BYTES = 10 * 2 ** 20   # per upload; Gradio refuses larger files before they reach us
 SHOWN = 192                     # pixels: the side an image (and its heatmap) is shown at
+HOST, PORT = "127.0.0.1", 7860  # this machine only, unless told otherwise; Gradio's usual port
 
 
 @dataclass
@@ -196,15 +197,15 @@ def build_app(demo: Demo):
             count = gr.Slider(1, 50, value=10, step=1, label="How many", elem_id="count")
             show = gr.Button("Show misclassified", elem_id="show_wrong")
             wrong_text = gr.Markdown(elem_id="wrong_text")
-            wrong = gr.Gallery(label="true / predicted", columns=5, height=420, object_fit="contain", allow_preview=False,
-                               elem_id="wrong")
+            wrong = gr.Gallery(label="true / predicted", columns=5, height=420, object_fit="contain",
+                               allow_preview=False, elem_id="wrong")
         run.click(lambda f, *a: classify(demo, [getattr(x, "name", x) for x in (f or [])], *a),
                   [files, k, cam, layer, opacity], [gallery, table], api_name="classify")
         show.click(lambda *a: misclassified(demo, *a), [count, cam, layer, opacity], [wrong, wrong_text])
     return app
 
 
-def serve(model: str | Path, data: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
+def serve(model: str | Path, data: str | Path | None = None, host: str = HOST, port: int = PORT,
           cache_dir: str | Path | None = None) -> None:
     """Load the model once and serve its page until interrupted; local only unless ``host`` says
     otherwise, never a public share link."""

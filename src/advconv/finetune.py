@@ -2,8 +2,8 @@
 
 The net is the starting weights' own, its class count left to follow the new data; every
 tensor that fits is loaded, and the classifier starts fresh unless the new data has the very
-classes it was trained on (``hub.load_matching``). A ``model`` given beside it must name that same net: one net per run,
-with no second name to keep in step.
+classes it was trained on (``hub.load_matching``). A ``model`` given beside it must name that
+same net: one net per run, with no second name to keep in step.
 """
 
 from __future__ import annotations

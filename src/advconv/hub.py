@@ -99,7 +99,8 @@ class Loaded:
     def line(self, source: str) -> str:
         fresh = f"; {', '.join(self.fresh)} {'starts' if len(self.fresh) == 1 else 'start'} fresh (other classes)" \
             if self.fresh else ""
-        return f"pretrained: loaded {len(self.loaded)} of {len(self.loaded) + len(self.fresh)} tensors from {source}{fresh}"
+        total = len(self.loaded) + len(self.fresh)
+        return f"pretrained: loaded {len(self.loaded)} of {total} tensors from {source}{fresh}"
 
 
 def load_matching(net: nn.Module, weights: dict[str, torch.Tensor], same_classes: bool = True) -> Loaded:

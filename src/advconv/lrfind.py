@@ -30,6 +30,8 @@ SMOOTHING = 0.98    # weight of the running average: about 50 steps of memory
 DIVERGED = 4.0      # stop once the smoothed loss is this many times its best
 MAX_PASSES = 4      # a test that would show each training image more often measures memorising
 RULE = "a tenth of the lr at the smoothed loss's minimum"
+STEPS, START_LR, END_LR = 200, 1e-4, 10.0  # the ramp: enough steps per decade to see the turn, from far below
+FIGURE = "lr_find.png"                      # where the figure goes unless told otherwise
 
 
 @dataclass
@@ -60,7 +62,7 @@ class RangeTest:
         return lines
 
 
-def lr_range_test(cfg: Config, steps: int = 200, start_lr: float = 1e-4, end_lr: float = 10.0,
+def lr_range_test(cfg: Config, steps: int = STEPS, start_lr: float = START_LR, end_lr: float = END_LR,
                   progress: bool = False, say: Callable[[str], None] = print) -> RangeTest:
     """Run the test on ``cfg``'s net (from its ``pretrained`` weights when set) and data."""
     if not (steps >= 10 and 0 < start_lr < end_lr):

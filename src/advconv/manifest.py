@@ -119,5 +119,6 @@ def end_session(run_dir: str | Path, sessions: list[dict[str, Any]], wall_s: flo
 
 
 def _write(run_dir: Path, sessions: list[dict[str, Any]]) -> None:
-    kept = {"outputs": outputs(run_dir)} if outputs(run_dir) else {}
+    listed = outputs(run_dir)
+    kept = {"outputs": listed} if listed else {}
     atomic_write_bytes(run_dir / MANIFEST, json.dumps({"sessions": sessions} | kept, indent=1).encode())

@@ -40,8 +40,8 @@ def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False)
     run wrote: training's own files and the outputs its manifest lists."""
     run_dir = Path(run_dir)
     held = sorted(f.name for f in run_dir.iterdir()) if new_run and run_dir.is_dir() else []
-    ours = manifest.read(run_dir) is not None
-    if held and not ours:
+    ours = manifest.read(run_dir)
+    if held and ours is None:
         raise CheckpointError(f"{run_dir} holds files that no advconv run wrote ({', '.join(held[:3])}"
                               f"{', ...' if len(held) > 3 else ''}); choose another --run_dir or an empty one")
     trained = [name for name in TRAINED if name in held]
@@ -50,7 +50,7 @@ def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False)
             f"run directory {run_dir} already holds a run ({', '.join(trained)}); "
             f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
             "or choose another --run_dir")
-    written = set(TRAINING_FILES) | set(manifest.outputs(run_dir)) | {manifest.MANIFEST}
+    written = set(TRAINING_FILES) | set((ours or {}).get("outputs", [])) | {manifest.MANIFEST}
     try:
         for name in written & set(held):
             (run_dir / name).unlink()
