@@ -62,14 +62,22 @@ def test_layout_rule_names_how_each_block_closes():
 
 CONFIGS = sorted(REPO.glob("configs/**/*.yaml"))
 TEACHERS = [p for p in CONFIGS if load_config(p).max_params is None]  # no budget: a teacher for distillation
+PEERS = sorted(REPO.glob("configs/peers/*.yaml"))  # others' nets, rebuilt to be measured against
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p not in TEACHERS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p not in TEACHERS + PEERS], ids=lambda p: p.name)
 def test_every_shipped_config_net_passes_every_rule(path):
     from advconv.api import resolve_model
 
     report = check_rules(resolve_model(str(path)))
     assert report.passed, str(report)
+
+
+def test_the_peers_fail_only_the_rules_their_files_name():
+    from advconv.api import resolve_model
+
+    failed = {p.name: [r.rule for r in check_rules(resolve_model(str(p))).results if not r.passed] for p in PEERS}
+    assert failed == {"netdilated.yaml": [LAYOUT], "reference.yaml": []}
 
 
 def test_only_the_teachers_leave_the_budget():
