@@ -1,19 +1,29 @@
-"""The picture a user wants: test accuracy against wall-clock minutes, from committed per-epoch logs.
+"""Accuracy per CPU-minute: advconv's recipes and their peers on one machine's clock.
 
-    python benchmarks/accuracy_vs_time.py [--out docs/results/accuracy_vs_time.png]
+    python benchmarks/accuracy_vs_time.py --time-here ../shared/data/cifar10-jpeg.tar.gz   # once per machine
+    python benchmarks/accuracy_vs_time.py                                                  # the figure, the table
 
-Every curve is a finished run's ``metrics.csv`` (test accuracy after each tested epoch, with
-the run's own test-time views, against its elapsed seconds, evaluation included), all from one machine: the 2-core AMD EPYC
-(AVX512-BF16) these logs were made on. The seed-style baseline (the course's reference net in
-fp32 NCHW with the albumentations loader) was only timed, not trained: its point places the
-course's reported 87.12 % after 100 epochs at the 100 x 82.6 s its epochs take here, and is
-marked as extrapolated.
+Every curve is a run's committed ``metrics.csv`` on the CIFAR-10 JPEG tarball: test accuracy
+after each tested epoch against elapsed seconds, evaluation included. The peers (the configs in
+``configs/peers/`` and ``benchmarks/airbench94.py``) were trained on the machine that
+``--time-here`` ran on; advconv's recipes were trained earlier, on 2-core machines of other
+speeds. ``--time-here`` trains a few epochs of each recipe on this machine and records the
+median seconds of an epoch's training here over the same in its log
+(``benchmarks/results/epoch_seconds_here.json``); each recipe's minutes are scaled by that
+ratio, so that every curve reads on this machine's clock. A run still in progress is drawn
+dashed and left out of the finals.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,50 +31,117 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-RUNS = {  # label -> the run's metrics.csv
-    "default (configs/assignment9.yaml: stem8, 36 epochs)": RESULTS / "assignment9_stem8" / "metrics.csv",
-    "default until experiments row 75 (assignment9 net, 45 epochs)": RESULTS / "assignment9" / "metrics.csv",
-    "fast (configs/fast.yaml, seed 0)": RESULTS / "fast" / "seed0" / "metrics.csv",
-    "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 100 epochs)": RESULTS / "experiments" / "best_100ep" / "metrics.csv",
-    "best, C4 at 4x4 (configs/experiments/best_4x4.yaml, 200 epochs)": RESULTS / "best_4x4" / "metrics.csv",
-    "best, lr 0.2, smoothing 0.1 (configs/experiments/best8.yaml, 180 epochs)": RESULTS / "best8" / "metrics.csv",
-    "best with ReLU (configs/best.yaml until experiments row 109)": RESULTS / "best_relu" / "metrics.csv",
-    "best (configs/best.yaml: hardswish, 220 epochs, tested every 10 with 6 views)": RESULTS / "best" / "metrics.csv",
-    "best_long (configs/best_long.yaml, 260 epochs; beside the test suite for a while)":
-        RESULTS / "best_long" / "metrics.csv",
-}
-BASELINE = {"label": "course reference net, seed-style (extrapolated: 100 epochs x 82.6 s measured)",
-            "minutes": 100 * 82.6 / 60, "accuracy": 87.12}
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+SPEED = REPO / "benchmarks" / "results" / "epoch_seconds_here.json"
+BUDGETS = (5, 15, 30, 60, 120)  # CPU-minutes at which the table reads each curve
+TIMED_EPOCHS = 3                # epochs run here per recipe; the first (warm-up) is not counted
 
 
-def curve(path: Path) -> tuple[list[float], list[float]]:
-    rows = [r for r in csv.DictReader(path.open()) if r["test_acc"]]  # tested epochs (eval_every)
-    return [float(r["elapsed_s"]) / 60 for r in rows], [float(r["test_acc"]) for r in rows]
+@dataclass
+class Curve:
+    label: str
+    metrics: Path              # the run's metrics.csv
+    epochs: int                # the run's planned epochs: fewer rows means it is still running
+    config: str | None = None  # an advconv recipe trained elsewhere: timed here to rescale it
+    final_views: Path | None = None  # a results.json whose test_acc_views is the final point
+
+
+CURVES = [
+    Curve("fast.yaml (Muon, 16 epochs)", RESULTS / "fast_muon" / "seed0" / "metrics.csv", 16, "configs/fast.yaml"),
+    Curve("default (assignment9.yaml, 36 epochs)", RESULTS / "assignment9_stem8" / "metrics.csv", 36,
+          "configs/assignment9.yaml"),
+    Curve("best.yaml (220 epochs)", RESULTS / "best" / "metrics.csv", 220, "configs/best.yaml"),
+    Curve("best_long.yaml (260 epochs)", RESULTS / "best_long" / "metrics.csv", 260, "configs/best_long.yaml"),
+    Curve("peer: course reference net and recipe (100 epochs)", RESULTS / "peers" / "reference" / "metrics.csv", 100),
+    Curve("peer: NetDilated, its recipe (60 epochs)", RESULTS / "peers" / "netdilated" / "metrics.csv", 60),
+    Curve("peer: airbench94, no rules (9.9 epochs)", RESULTS / "peers" / "airbench94" / "metrics.csv", 10,
+          final_views=RESULTS / "peers" / "airbench94" / "results.json"),
+]
+
+
+def rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(path.open()))
+
+
+def seconds_per_epoch(metrics: list[dict]) -> float:
+    """The median seconds of an epoch's training, the first (warm-up) left out."""
+    return statistics.median(float(r["train_s"]) for r in metrics[1:])
+
+
+def time_here(data: str) -> None:
+    """Train ``TIMED_EPOCHS`` of each recipe here; record its speed against its log's."""
+    speed = {}
+    for c in CURVES:
+        if c.config is None:
+            continue
+        with tempfile.TemporaryDirectory() as run_dir:
+            subprocess.run([sys.executable, "-m", "advconv.cli", "train", "--config", c.config, "--data", data,
+                            "--epochs", str(TIMED_EPOCHS), "--eval_every", str(TIMED_EPOCHS), "--run_dir",
+                            run_dir, "--no-progress"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+            here = seconds_per_epoch(rows(Path(run_dir) / "metrics.csv"))
+        logged = seconds_per_epoch(rows(c.metrics))
+        speed[c.config] = {"here_s": round(here, 2), "logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
+        print(f"{c.config}: {here:.1f} s an epoch here, {logged:.1f} s in its log: x{here / logged:.2f}", flush=True)
+    from advconv.manifest import cpu_model
+    SPEED.write_text(json.dumps({"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "recipes": speed},
+                                indent=2) + "\n")
+    print(f"wrote {SPEED}")
+
+
+def points(c: Curve, speed: dict) -> tuple[list[float], list[float]]:
+    """(minutes on this machine, test accuracy) after each tested epoch."""
+    scale = speed["recipes"][c.config]["ratio"] if c.config else 1.0
+    tested = [r for r in rows(c.metrics) if r["test_acc"]]
+    minutes = [float(r["elapsed_s"]) * scale / 60 for r in tested]
+    accuracy = [float(r["test_acc"]) for r in tested]
+    if c.final_views and c.final_views.exists():  # the final evaluation, with its views and its seconds
+        final = json.loads(c.final_views.read_text())
+        minutes[-1], accuracy[-1] = final["elapsed_s"] / 60, final["test_acc_views"]
+    return minutes, accuracy
+
+
+def at(minutes: list[float], accuracy: list[float], budget: float) -> str:
+    """The curve's last tested accuracy within ``budget`` minutes ('' before its first test)."""
+    seen = [a for m, a in zip(minutes, accuracy) if m <= budget]
+    return f"{seen[-1]:.2f}" if seen else ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-here", metavar="DATA", help="first time each recipe's epochs on this machine")
     parser.add_argument("--out", default=str(RESULTS / "accuracy_vs_time.png"))
     args = parser.parse_args()
+    if args.time_here:
+        time_here(args.time_here)
+    speed = json.loads(SPEED.read_text())
     fig, ax = plt.subplots(figsize=(9, 7))
-    for label, path in RUNS.items():
-        minutes, accuracy = curve(path)
-        ax.plot(minutes, accuracy, label=f"{label}: {accuracy[-1]:.2f} % in {minutes[-1]:.1f} min")
-        ax.plot(minutes[-1], accuracy[-1], "o", color=ax.lines[-1].get_color())
-        print(f"{label}: final {accuracy[-1]:.2f} % after {minutes[-1]:.1f} min ({path.relative_to(RESULTS.parents[1])})")
-    ax.plot(BASELINE["minutes"], BASELINE["accuracy"], "x", color="grey", markersize=10,
-            label=f"{BASELINE['label']}: {BASELINE['accuracy']} % at {BASELINE['minutes']:.0f} min")
-    print(f"{BASELINE['label']}: {BASELINE['accuracy']} % at {BASELINE['minutes']:.0f} min")
+    table = ["| run | epochs | final test accuracy % | minutes | " + " | ".join(f"at {b} min" for b in BUDGETS) + " |",
+             "|---|---|---|---|" + "---|" * len(BUDGETS)]
+    for c in CURVES:
+        if not c.metrics.exists():
+            print(f"{c.label}: no log yet ({c.metrics.relative_to(REPO)})")
+            continue
+        minutes, accuracy = points(c, speed)
+        done = len(rows(c.metrics)) >= c.epochs
+        label = c.label if done else f"{c.label}, running: {len(rows(c.metrics))} epochs so far"
+        ax.plot(minutes, accuracy, ls="-" if done else "--",
+                label=f"{label}: {accuracy[-1]:.2f} % at {minutes[-1]:.0f} min")
+        if done:
+            ax.plot(minutes[-1], accuracy[-1], "o", color=ax.lines[-1].get_color())
+        final = f"**{accuracy[-1]:.2f}**" if done else f"({accuracy[-1]:.2f} so far)"
+        table.append(f"| {label} | {len(rows(c.metrics))} | {final} | {minutes[-1]:.1f} | "
+                     + " | ".join(at(minutes, accuracy, b) for b in BUDGETS) + " |")
     for target in (85, 91):
         ax.axhline(target, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="wall-clock minutes on 2 CPU cores (AMD EPYC, bf16), evaluation included",
-           ylabel="test accuracy % (CIFAR-10 JPEG q75)", ylim=(70, 95), xscale="log",
-           title="Accuracy per CPU-minute: test accuracy after each tested epoch (dots: the final epochs)")
+    ax.set(xlabel=f"minutes on 2 CPU cores ({speed['machine']}, bf16), evaluation included",
+           ylabel="test accuracy % (CIFAR-10 JPEG q75)", ylim=(70, 93), xscale="log", xlim=(1, None),
+           title="Accuracy per CPU-minute, after each tested epoch (dots: finished runs' last epochs)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below: no curve hidden
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
+    print("\n".join(table))
     print(f"wrote {args.out}")
 
 
