@@ -31,6 +31,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from advconv.manifest import cpu_model  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 SPEED = REPO / "benchmarks" / "results" / "epoch_seconds_here.json"
@@ -83,16 +85,15 @@ def time_here(data: str) -> None:
         logged = seconds_per_epoch(rows(c.metrics))
         speed[c.config] = {"here_s": round(here, 2), "logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
         print(f"{c.config}: {here:.1f} s an epoch here, {logged:.1f} s in its log: x{here / logged:.2f}", flush=True)
-    from advconv.manifest import cpu_model
     SPEED.write_text(json.dumps({"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "recipes": speed},
                                 indent=2) + "\n")
     print(f"wrote {SPEED}")
 
 
-def points(c: Curve, speed: dict) -> tuple[list[float], list[float]]:
+def points(c: Curve, metrics: list[dict], speed: dict) -> tuple[list[float], list[float]]:
     """(minutes on this machine, test accuracy) after each tested epoch."""
     scale = speed["recipes"][c.config]["ratio"] if c.config else 1.0
-    tested = [r for r in rows(c.metrics) if r["test_acc"]]
+    tested = [r for r in metrics if r["test_acc"]]
     minutes = [float(r["elapsed_s"]) * scale / 60 for r in tested]
     accuracy = [float(r["test_acc"]) for r in tested]
     if c.final_views and c.final_views.exists():  # the final evaluation, with its views and its seconds
@@ -122,15 +123,16 @@ def main() -> None:
         if not c.metrics.exists():
             print(f"{c.label}: no log yet ({c.metrics.relative_to(REPO)})")
             continue
-        minutes, accuracy = points(c, speed)
-        done = len(rows(c.metrics)) >= c.epochs
-        label = c.label if done else f"{c.label}, running: {len(rows(c.metrics))} epochs so far"
+        metrics = rows(c.metrics)
+        minutes, accuracy = points(c, metrics, speed)
+        done = len(metrics) >= c.epochs
+        label = c.label if done else f"{c.label}, running: {len(metrics)} epochs so far"
         ax.plot(minutes, accuracy, ls="-" if done else "--",
                 label=f"{label}: {accuracy[-1]:.2f} % at {minutes[-1]:.0f} min")
         if done:
             ax.plot(minutes[-1], accuracy[-1], "o", color=ax.lines[-1].get_color())
         final = f"**{accuracy[-1]:.2f}**" if done else f"({accuracy[-1]:.2f} so far)"
-        table.append(f"| {label} | {len(rows(c.metrics))} | {final} | {minutes[-1]:.1f} | "
+        table.append(f"| {label} | {len(metrics)} | {final} | {minutes[-1]:.1f} | "
                      + " | ".join(at(minutes, accuracy, b) for b in BUDGETS) + " |")
     for target in (85, 91):
         ax.axhline(target, color="grey", lw=0.6, ls=":")
