@@ -90,9 +90,10 @@ def read(run_dir: str | Path) -> dict[str, Any] | None:
     return found if ours else None
 
 
-def outputs(run_dir: str | Path) -> list[str]:
-    """What advconv's other commands (plot, explain, export) wrote into the run directory."""
-    return list((read(run_dir) or {}).get("outputs", []))
+def outputs(record: dict[str, Any] | None) -> list[str]:
+    """What advconv's other commands (plot, explain, export) wrote into a run directory, as its
+    manifest (``read``; None: no manifest) lists them."""
+    return list((record or {}).get("outputs", []))
 
 
 def record_outputs(paths: list[Path]) -> None:
@@ -119,6 +120,6 @@ def end_session(run_dir: str | Path, sessions: list[dict[str, Any]], wall_s: flo
 
 
 def _write(run_dir: Path, sessions: list[dict[str, Any]]) -> None:
-    listed = outputs(run_dir)
+    listed = outputs(read(run_dir))
     kept = {"outputs": listed} if listed else {}
     atomic_write_bytes(run_dir / MANIFEST, json.dumps({"sessions": sessions} | kept, indent=1).encode())

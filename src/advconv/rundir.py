@@ -50,7 +50,7 @@ def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False)
             f"run directory {run_dir} already holds a run ({', '.join(trained)}); "
             f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
             "or choose another --run_dir")
-    written = set(TRAINING_FILES) | set((ours or {}).get("outputs", [])) | {manifest.MANIFEST}
+    written = set(TRAINING_FILES) | set(manifest.outputs(ours)) | {manifest.MANIFEST}
     try:
         for name in written & set(held):
             (run_dir / name).unlink()
