@@ -5,8 +5,9 @@
 For each map size, dilation and memory layout, one depthwise 3x3 conv's forward and backward
 under CPU bf16 autocast, against the same in fp32 NCHW (the baseline): the largest error of the
 output, the input gradient and the weight gradient, relative to the baseline's largest value.
-bf16 rounding alone gives about 0.005; near 1 is a wrong answer. NetDilated (configs/peers/)
-has such convs on the full 32x32 map, which is why its config trains NCHW.
+bf16 rounding alone gives about 0.005; near 1 is a wrong answer. Training tries each grouped
+conv of a net both ways first (``runtime.channels_last_grads_right``) and trains NCHW where
+channels_last is wrong, as for NetDilated (configs/peers/), whose such convs see the full 32x32 map.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from torch import nn
 
 from advconv import runtime
-from advconv.runtime import Runtime, autocast_dtype
+from advconv.runtime import Runtime, autocast_dtype, channels_last_grads_right
 
 
 def test_auto_precision_falls_back_to_fp32_without_cpu_bf16(monkeypatch):
@@ -61,3 +62,19 @@ def test_fp16_scales_the_loss_and_others_do_not():
     assert runtime.grad_scaler(Runtime(torch.device("cpu"), torch.float16)).is_enabled()
     assert not runtime.grad_scaler(Runtime(torch.device("cpu"), torch.bfloat16)).is_enabled()
     assert not runtime.grad_scaler(Runtime()).is_enabled()
+
+
+class _WrongInChannelsLast(nn.Conv2d):
+    """A conv whose channels_last path computes something else, as a broken kernel does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        return self._conv_forward(x, self.weight * (2 if channels_last else 1), self.bias)
+
+
+@pytest.mark.parametrize("conv_class, right", [(nn.Conv2d, True), (_WrongInChannelsLast, False)])
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_a_conv_is_tried_in_both_layouts_at_its_own_shape(conv_class, right, dtype):
+    conv = conv_class(8, 8, 3, padding=1, groups=8, bias=False).requires_grad_(False)  # a frozen one too
+    assert channels_last_grads_right(conv, (8, 12, 12), Runtime(torch.device("cpu"), dtype)) is right
+    assert conv.weight.grad is None  # tried on a copy

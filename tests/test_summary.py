@@ -52,6 +52,7 @@ def test_reference_net_matches_the_course_numbers():
 
 def test_summary_shapes_and_macs():
     s = summarize(nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.Conv2d(8, 4, 1, stride=2, bias=False)))
+    assert [layer.input_shape for layer in s.layers] == [(3, 32, 32), (8, 32, 32)]
     assert [layer.output_shape for layer in s.layers] == [(8, 32, 32), (4, 16, 16)]
     assert [layer.macs for layer in s.layers] == [32 * 32 * 8 * 3 * 9, 16 * 16 * 4 * 8]
     assert s.total_params == 8 * 27 + 32

@@ -231,6 +231,29 @@ def test_a_small_training_set_trains_with_a_smaller_batch_and_says_so(tmp_path, 
     assert result.history[0]["lr"] < lr  # one-cycle's peak was the adapted lr
 
 
+def test_a_conv_this_torch_gets_wrong_in_channels_last_makes_the_run_train_nchw(tmp_path, make_config,
+                                                                                monkeypatch):
+    from advconv import train
+
+    lines = []
+    fit(make_config(epochs=1), log=lines.append, progress=False)  # the default net: right in channels_last
+    assert load_checkpoint(tmp_path / "run").config["channels_last"] is True
+    assert not [line for line in lines if "channels_last" in line]
+
+    tried = []
+
+    def wrong(conv, input_shape, rt):
+        tried.append((conv.groups, input_shape))
+        return False
+
+    monkeypatch.setattr(train, "channels_last_grads_right", wrong)
+    fit(make_config(epochs=1), log=lines.append, progress=False, overwrite=True)
+    assert len(tried) == 1 and tried[0][0] > 1 and len(tried[0][1]) == 3  # the first grouped conv, at its (C, H, W)
+    assert load_checkpoint(tmp_path / "run").config["channels_last"] is False  # a resume keeps it
+    assert [line for line in lines if line.startswith("note: this torch computes the weight gradients of c")
+            and "training NCHW (channels_last: false)" in line]
+
+
 def test_the_data_path_is_stored_resolved(tmp_path, image_folder, monkeypatch):
     import os
 

@@ -144,7 +144,9 @@ class Config:
     device: str = setting("auto", "auto (cuda, else mps, else cpu), cpu, cuda or mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
         "auto", "auto: bf16 where native, fp16 with loss scaling on older GPUs, else fp32")
-    channels_last: bool = setting(True, "NHWC memory layout (faster convolutions on CPUs and tensor cores)")
+    channels_last: bool = setting(True, "NHWC memory layout (faster convolutions on CPUs and tensor cores); "
+                                         "NCHW instead where this torch computes one of the net's grouped "
+                                         "convs wrong in it (the log says)")
     compile: bool = setting(False, "torch.compile the training model")
     tta: bool = setting(True, "test time: average the logits of each image and its mirror")
     tta_shift: int = setting(0, "test time: also average copies shifted by +-N pixels (0: none)", within(0, 8))

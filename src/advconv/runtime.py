@@ -6,6 +6,7 @@ context object, built once, as nanoGPT's ``ctx``) instead of rebuilding it every
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import random
@@ -175,3 +176,21 @@ class Runtime:
         dist.barrier()
         gc.collect()  # drop the DDP reducer before its process group, or gloo can abort at exit
         dist.destroy_process_group()
+
+
+def channels_last_grads_right(conv: nn.Conv2d, input_shape: tuple[int, ...], rt: Runtime) -> bool:
+    """Whether ``conv``'s weight gradient comes out in channels_last as in NCHW, under the run's
+    device and precision, for one input of ``input_shape`` (C, H, W). Some torch builds compute
+    a dilated depthwise conv's wrong in channels_last under CPU bf16 autocast on large maps
+    (``benchmarks/dilated_depthwise_grad.py``); trying it costs milliseconds and keeps
+    channels_last wherever, and whenever, torch gets it right."""
+    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(rt.device)
+    grads = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        probe = copy.deepcopy(conv).to(rt.device, memory_format=layout).requires_grad_()
+        with rt.autocast:
+            out = probe(x.contiguous(memory_format=layout))
+        out.float().square().sum().backward()
+        grads.append(probe.weight.grad.float())
+    nchw, channels_last = grads
+    return bool((channels_last - nchw).abs().max() <= 0.1 * nchw.abs().max())  # bf16 rounding: ~0.005

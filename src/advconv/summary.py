@@ -25,6 +25,7 @@ from .blocks import Residual
 class LayerInfo:
     name: str
     kind: str
+    input_shape: tuple[int, ...]     # (C, H, W) of the layer's first input
     output_shape: tuple[int, ...]
     params: int
     macs: int
@@ -188,7 +189,8 @@ def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> M
         if out.dim() == 4 and out.shape[-1] > 1:
             final_rf = rf
         layers.append(LayerInfo(
-            name=name, kind=type(module).__name__, output_shape=tuple(out.shape[1:]),
+            name=name, kind=type(module).__name__, input_shape=tuple(inp.shape[1:]),
+            output_shape=tuple(out.shape[1:]),
             params=sum(p.numel() for p in module.parameters()),
             macs=_macs(module, inp, out), rf=rf if followed else None, jump=jump if followed else None,
         ))

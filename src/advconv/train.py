@@ -31,7 +31,8 @@ from .models import PARAM_BUDGET, NetSpec, build_net, resolve_spec, validate_spe
 from .optim import build_ema, build_optimizer, build_scheduler
 from .rules import check_rules
 from .rundir import WEIGHTS, prepare_run_dir, write_metrics
-from .runtime import Runtime, grad_scaler, restore_rng, rng_state, set_seed
+from .runtime import Runtime, channels_last_grads_right, grad_scaler, restore_rng, rng_state, set_seed
+from .summary import summarize
 from .whiten import WHITENABLE, first_conv_whitening, whiten_first_conv
 
 
@@ -222,7 +223,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
     (``fit_batch_to_data``), a teacher's targets, the loaders, the inference record, and the
     first conv's whitening filters."""
     train, test, split, described = read_splits(cfg.data, progress)
-    notes = [fit_batch_to_data(cfg, len(train) // rt.world_size)]
+    notes = [fit_batch_to_data(cfg, len(train) // rt.world_size), fit_layout_to_kernels(cfg, spec, rt)]
     targets = None
     if cfg.distill.teacher is not None:
         targets, note = distilled_targets(cfg, train, rt)
@@ -272,6 +273,26 @@ def fit_batch_to_data(cfg: Config, images: int) -> str | None:
     return (f"note: {images} training images make {images // before} steps of batch {before} per epoch; training "
             f"with batch {batch} and lr {cfg.optim.lr:.4g} (scaled from {lr:g}), {images // batch} steps per epoch "
             f"(min_steps {cfg.min_steps}; min_steps 0 keeps the configured batch)")
+
+
+def fit_layout_to_kernels(cfg: Config, spec: NetSpec, rt: Runtime) -> str | None:
+    """channels_last, unless this torch computes a grouped conv of the net wrong in it
+    (``channels_last_grads_right``, tried at the conv's own map size): then the run trains
+    NCHW, set in ``cfg`` itself so that the checkpoint and a resume keep it. Returns the line
+    the log shows, or None."""
+    if not cfg.channels_last:
+        return None
+    model = build_net(spec, cfg.data.image_size, check=False)
+    for layer in summarize(model, cfg.data.image_size, spec.in_channels).layers:
+        conv = model.get_submodule(layer.name)
+        if isinstance(conv, nn.Conv2d) and conv.groups > 1 and not channels_last_grads_right(
+                conv, layer.input_shape, rt):
+            cfg.channels_last = False
+            size = "x".join(map(str, layer.input_shape[1:]))
+            return (f"note: this torch computes the weight gradients of {layer.name} (a {conv.groups}-group conv, "
+                    f"dilation {conv.dilation[0]}, on a {size} map) wrong in channels_last; training NCHW "
+                    "(channels_last: false)")
+    return None
 
 
 def build_model(cfg: Config, spec: NetSpec, rt: Runtime, data: RunData, start: StartingPoint | None = None,
