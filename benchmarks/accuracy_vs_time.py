@@ -4,14 +4,14 @@
     python benchmarks/accuracy_vs_time.py                                                  # the figure, the table
 
 Every curve is a run's committed ``metrics.csv`` on the CIFAR-10 JPEG tarball: test accuracy
-after each tested epoch against elapsed seconds, evaluation included. The peers (the configs in
-``configs/peers/`` and ``benchmarks/airbench94.py``) were trained on the machine that
-``--time-here`` ran on; advconv's recipes were trained earlier, on 2-core machines of other
-speeds. ``--time-here`` trains a few epochs of each recipe on this machine and records the
-median seconds of an epoch's training here over the same in its log
-(``benchmarks/results/epoch_seconds_here.json``); each recipe's minutes are scaled by that
-ratio, so that every curve reads on this machine's clock. A run still in progress is drawn
-dashed and left out of the finals.
+after each tested epoch against elapsed seconds, evaluation included. The runs were made on
+2-core machines of different speeds, some on one core beside other work. ``--time-here`` trains
+a few epochs of each config (advconv's recipes and the peers in ``configs/peers/``) alone on this
+machine and records the median seconds of an epoch's training here over the same in its log
+(``benchmarks/results/epoch_seconds_here.json``); each run's minutes are scaled by that ratio,
+so that every curve reads on this machine's clock. ``benchmarks/airbench94.py``, a script, is
+drawn as it ran (alone, on the machine ``--time-here`` last ran on). A run still in progress is
+drawn dashed and left out of the finals.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 SPEED = REPO / "benchmarks" / "results" / "epoch_seconds_here.json"
 BUDGETS = (5, 15, 30, 60, 120)  # CPU-minutes at which the table reads each curve
-TIMED_EPOCHS = 3                # epochs run here per recipe; the first (warm-up) is not counted
+TIMED_EPOCHS = 3                # epochs run here per config; the first (warm-up) is not counted
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Curve:
     label: str
     metrics: Path              # the run's metrics.csv
     epochs: int                # the run's planned epochs: fewer rows means it is still running
-    config: str | None = None  # an advconv recipe trained elsewhere: timed here to rescale it
+    config: str | None = None  # the config it trained from: timed here to rescale its minutes
     final_views: Path | None = None  # a results.json whose test_acc_views is the final point
 
 
@@ -55,8 +55,10 @@ CURVES = [
           "configs/assignment9.yaml"),
     Curve("best.yaml (220 epochs)", RESULTS / "best" / "metrics.csv", 220, "configs/best.yaml"),
     Curve("best_long.yaml (260 epochs)", RESULTS / "best_long" / "metrics.csv", 260, "configs/best_long.yaml"),
-    Curve("peer: course reference net and recipe (100 epochs)", RESULTS / "peers" / "reference" / "metrics.csv", 100),
-    Curve("peer: NetDilated, its recipe (60 epochs)", RESULTS / "peers" / "netdilated" / "metrics.csv", 60),
+    Curve("peer: course reference net and recipe (100 epochs)", RESULTS / "peers" / "reference" / "metrics.csv", 100,
+          "configs/peers/reference.yaml"),
+    Curve("peer: NetDilated, its recipe (60 epochs)", RESULTS / "peers" / "netdilated" / "metrics.csv", 60,
+          "configs/peers/netdilated.yaml"),
     Curve("peer: airbench94, no rules (9.9 epochs)", RESULTS / "peers" / "airbench94" / "metrics.csv", 10,
           final_views=RESULTS / "peers" / "airbench94" / "results.json"),
 ]
@@ -72,7 +74,7 @@ def seconds_per_epoch(metrics: list[dict]) -> float:
 
 
 def time_here(data: str) -> None:
-    """Train ``TIMED_EPOCHS`` of each recipe here; record its speed against its log's."""
+    """Train ``TIMED_EPOCHS`` of each config here; record its speed against its log's."""
     speed = {}
     for c in CURVES:
         if c.config is None:
@@ -85,14 +87,18 @@ def time_here(data: str) -> None:
         logged = seconds_per_epoch(rows(c.metrics))
         speed[c.config] = {"here_s": round(here, 2), "logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
         print(f"{c.config}: {here:.1f} s an epoch here, {logged:.1f} s in its log: x{here / logged:.2f}", flush=True)
-    SPEED.write_text(json.dumps({"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "recipes": speed},
+    SPEED.write_text(json.dumps({"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "configs": speed},
                                 indent=2) + "\n")
     print(f"wrote {SPEED}")
 
 
 def points(c: Curve, metrics: list[dict], speed: dict) -> tuple[list[float], list[float]]:
     """(minutes on this machine, test accuracy) after each tested epoch."""
-    scale = speed["recipes"][c.config]["ratio"] if c.config else 1.0
+    scale = 1.0
+    if c.config in speed["configs"]:
+        scale = speed["configs"][c.config]["ratio"]
+    elif c.config:
+        print(f"{c.config} not timed here yet: its curve is drawn as logged (--time-here times it)")
     tested = [r for r in metrics if r["test_acc"]]
     minutes = [float(r["elapsed_s"]) * scale / 60 for r in tested]
     accuracy = [float(r["test_acc"]) for r in tested]
@@ -110,7 +116,7 @@ def at(minutes: list[float], accuracy: list[float], budget: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-here", metavar="DATA", help="first time each recipe's epochs on this machine")
+    parser.add_argument("--time-here", metavar="DATA", help="first time each config's epochs on this machine")
     parser.add_argument("--out", default=str(RESULTS / "accuracy_vs_time.png"))
     args = parser.parse_args()
     if args.time_here:
