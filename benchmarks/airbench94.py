@@ -133,7 +133,8 @@ def train(data: str, out: Path, seed: int) -> dict:
     lr = hyp["lr"] / kilostep
     wd = hyp["weight_decay"] * hyp["batch_size"] / kilostep
     biases = [p for n, p in net.named_parameters() if p.requires_grad and p.ndim == 1 and n != "0.bias"]
-    others = [p for p in net.parameters() if p.requires_grad and id(p) not in {id(b) for b in biases}]
+    bias_ids = {id(b) for b in biases}
+    others = [p for p in net.parameters() if p.requires_grad and id(p) not in bias_ids]
     optimizer = torch.optim.SGD([dict(params=biases, lr=lr * hyp["bias_scaler"], weight_decay=wd / (lr * hyp["bias_scaler"])),
                                  dict(params=others, lr=lr, weight_decay=wd / lr)],
                                 momentum=hyp["momentum"], nesterov=True)
