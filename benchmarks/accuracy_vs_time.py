@@ -7,9 +7,10 @@ Every curve is a run's committed ``metrics.csv`` on the CIFAR-10 JPEG tarball: t
 after each tested epoch against elapsed seconds, evaluation included. The runs were made on
 2-core machines of different speeds, some on one core beside other work. ``--time-here`` trains
 a few epochs of each config (advconv's recipes and the peers in ``configs/peers/``) alone on this
-machine and records the median seconds of an epoch's training here over the same in its log
-(``benchmarks/results/epoch_seconds_here.json``); each run's minutes are scaled by that ratio,
-so that every curve reads on this machine's clock. ``benchmarks/airbench94.py``, a script, is
+machine and records the median seconds of an epoch's training here
+(``benchmarks/results/epoch_seconds_here.json``). Each logged epoch is then scaled by that
+figure over its own training seconds, so that every curve reads on this machine's clock, alone:
+an epoch slowed by other work counts as fast as the others. ``benchmarks/airbench94.py``, a script, is
 drawn as it ran (alone, on the machine ``--time-here`` last ran on). A run still in progress is
 drawn dashed and left out of the finals.
 """
@@ -93,15 +94,22 @@ def time_here(data: str) -> None:
 
 
 def points(c: Curve, metrics: list[dict], speed: dict) -> tuple[list[float], list[float]]:
-    """(minutes on this machine, test accuracy) after each tested epoch."""
-    scale = 1.0
-    if c.config in speed["configs"]:
-        scale = speed["configs"][c.config]["ratio"]
-    elif c.config:
+    """(minutes on this machine, test accuracy) after each tested epoch.
+
+    Each epoch (its evaluation too) is scaled on its own, by the training seconds measured here
+    over its own: the runs' logs mix epochs run alone with epochs slowed by other work."""
+    here = speed["configs"].get(c.config, {}).get("here_s")
+    if c.config and here is None:
         print(f"{c.config} not timed here yet: its curve is drawn as logged (--time-here times it)")
-    tested = [r for r in metrics if r["test_acc"]]
-    minutes = [float(r["elapsed_s"]) * scale / 60 for r in tested]
-    accuracy = [float(r["test_acc"]) for r in tested]
+    minutes, accuracy, seconds = [], [], 0.0
+    for r in metrics:
+        if here:
+            seconds += float(r["epoch_s"]) * here / float(r["train_s"])
+        else:  # as logged
+            seconds = float(r["elapsed_s"])
+        if r["test_acc"]:
+            minutes.append(seconds / 60)
+            accuracy.append(float(r["test_acc"]))
     if c.final_views and c.final_views.exists():  # the final evaluation, with its views and its seconds
         final = json.loads(c.final_views.read_text())
         minutes[-1], accuracy[-1] = final["elapsed_s"] / 60, final["test_acc_views"]
