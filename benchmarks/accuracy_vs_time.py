@@ -10,9 +10,9 @@ a few epochs of each config (advconv's recipes and the peers in ``configs/peers/
 machine and records the median seconds of an epoch's training here
 (``benchmarks/results/epoch_seconds_here.json``). Each logged epoch is then scaled by that
 figure over its own training seconds, so that every curve reads on this machine's clock, alone:
-an epoch slowed by other work counts as fast as the others. ``benchmarks/airbench94.py``, a script, is
-drawn as it ran (alone, on the machine ``--time-here`` last ran on). A run still in progress is
-drawn dashed and left out of the finals.
+an epoch slowed by other work counts as fast as the others. ``benchmarks/airbench94.py``, a
+script, is drawn as it ran (alone, on the machine ``--time-here`` last ran on). A run still in
+progress is drawn dashed and left out of the finals.
 """
 
 from __future__ import annotations
