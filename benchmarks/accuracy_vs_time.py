@@ -3,16 +3,16 @@
     python benchmarks/accuracy_vs_time.py --time-here ../shared/data/cifar10-jpeg.tar.gz   # once per machine
     python benchmarks/accuracy_vs_time.py                                                  # the figure, the table
 
-Every curve is a run's committed ``metrics.csv`` on the CIFAR-10 JPEG tarball: test accuracy
-after each tested epoch against elapsed seconds, evaluation included. The runs were made on
-2-core machines of different speeds, some on one core beside other work. ``--time-here`` trains
-a few epochs of each config (advconv's recipes and the peers in ``configs/peers/``) alone on this
-machine and records the median seconds of an epoch's training here
-(``benchmarks/results/epoch_seconds_here.json``). Each logged epoch is then scaled by that
-figure over its own training seconds, so that every curve reads on this machine's clock, alone:
-an epoch slowed by other work counts as fast as the others. ``benchmarks/airbench94.py``, a
-script, is drawn as it ran (alone, on the machine ``--time-here`` last ran on). A run still in
-progress is drawn dashed and left out of the finals.
+Every curve is a run's committed ``metrics.csv`` on the CIFAR-10 JPEG tarball: test accuracy after
+each tested epoch against elapsed seconds, evaluation included. The runs were made on 2-core
+machines of different speeds, some on one core beside other work. ``--time-here`` trains a few
+epochs of each config (advconv's recipes and the peers in ``configs/peers/``) alone on this machine
+and records the median seconds of an epoch's training here
+(``benchmarks/results/epoch_seconds_here.json``; a timing cut short resumes: what this machine has
+timed is kept). Each logged epoch is then scaled by that figure over its own training seconds, so
+that every curve reads on this machine's clock, alone: an epoch slowed by other work counts as fast
+as the others. ``benchmarks/airbench94.py``, a script, is drawn as it ran (alone, on the machine
+``--time-here`` last ran on). A run still in progress is drawn dashed and left out of the finals.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from advconv.files import atomic_write_bytes  # noqa: E402
 from advconv.manifest import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,21 +76,29 @@ def seconds_per_epoch(metrics: list[dict]) -> float:
 
 
 def time_here(data: str) -> None:
-    """Train ``TIMED_EPOCHS`` of each config here; record its speed against its log's."""
-    speed = {}
+    """Train ``TIMED_EPOCHS`` of each config not yet timed on this machine, saving each as it ends.
+
+    A config already in ``SPEED`` for this CPU is kept, so an interrupted timing resumes."""
+    speed = json.loads(SPEED.read_text()) if SPEED.exists() else {}
+    if speed.get("machine") != cpu_model():
+        speed = {"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "configs": {}}
     for c in CURVES:
-        if c.config is None:
+        if c.config is None or c.config in speed["configs"]:
             continue
         with tempfile.TemporaryDirectory() as run_dir:
             subprocess.run([sys.executable, "-m", "advconv.cli", "train", "--config", c.config, "--data", data,
                             "--epochs", str(TIMED_EPOCHS), "--eval_every", str(TIMED_EPOCHS), "--run_dir",
                             run_dir, "--no-progress"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
             here = seconds_per_epoch(rows(Path(run_dir) / "metrics.csv"))
-        logged = seconds_per_epoch(rows(c.metrics))
-        speed[c.config] = {"here_s": round(here, 2), "logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
-        print(f"{c.config}: {here:.1f} s an epoch here, {logged:.1f} s in its log: x{here / logged:.2f}", flush=True)
-    SPEED.write_text(json.dumps({"machine": cpu_model(), "epochs_timed": TIMED_EPOCHS, "configs": speed},
-                                indent=2) + "\n")
+        timed = {"here_s": round(here, 2)}
+        print(f"{c.config}: {here:.1f} s an epoch here", end="", flush=True)
+        if c.metrics.exists():  # against its log: how much slower or faster its run was
+            logged = seconds_per_epoch(rows(c.metrics))
+            timed |= {"logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
+            print(f", {logged:.1f} s in its log: x{here / logged:.2f}", end="")
+        print(flush=True)
+        speed["configs"][c.config] = timed
+        atomic_write_bytes(SPEED, (json.dumps(speed, indent=2) + "\n").encode())
     print(f"wrote {SPEED}")
 
 
@@ -124,7 +133,7 @@ def at(minutes: list[float], accuracy: list[float], budget: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-here", metavar="DATA", help="first time each config's epochs on this machine")
+    parser.add_argument("--time-here", metavar="DATA", help="first time the configs not yet timed on this machine")
     parser.add_argument("--out", default=str(RESULTS / "accuracy_vs_time.png"))
     args = parser.parse_args()
     if args.time_here:
