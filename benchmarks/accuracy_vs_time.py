@@ -90,13 +90,12 @@ def time_here(data: str) -> None:
                             "--epochs", str(TIMED_EPOCHS), "--eval_every", str(TIMED_EPOCHS), "--run_dir",
                             run_dir, "--no-progress"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
             here = seconds_per_epoch(rows(Path(run_dir) / "metrics.csv"))
-        timed = {"here_s": round(here, 2)}
-        print(f"{c.config}: {here:.1f} s an epoch here", end="", flush=True)
+        timed, line = {"here_s": round(here, 2)}, f"{c.config}: {here:.1f} s an epoch here"
         if c.metrics.exists():  # against its log: how much slower or faster its run was
             logged = seconds_per_epoch(rows(c.metrics))
             timed |= {"logged_s": round(logged, 2), "ratio": round(here / logged, 3)}
-            print(f", {logged:.1f} s in its log: x{here / logged:.2f}", end="")
-        print(flush=True)
+            line += f", {logged:.1f} s in its log: x{here / logged:.2f}"
+        print(line, flush=True)
         speed["configs"][c.config] = timed
         atomic_write_bytes(SPEED, (json.dumps(speed, indent=2) + "\n").encode())
     print(f"wrote {SPEED}")
