@@ -5,7 +5,7 @@ import torch
 
 from advconv.cli import main
 from advconv.compare import mcnemar_p, paired
-from advconv.loops import EvalResult
+from advconv.scoring import EvalResult
 from advconv.train import fit
 
 
@@ -44,7 +44,7 @@ def test_compare_two_runs_on_their_validation_split(tmp_path, make_config, capsy
     for seed in (0, 1):
         fit(make_config(epochs=1, val_split=40, seed=seed, run_dir=str(tmp_path / f"s{seed}")), progress=False)
     capsys.readouterr()
-    assert main(["compare", str(tmp_path / "s0"), str(tmp_path / "s1"), "--no-tta"]) == 0
+    assert main(["compare", str(tmp_path / "s0"), str(tmp_path / "s1"), "--no-tta-flip"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4 and out[0].endswith("/40)") and out[3].startswith("exact McNemar test: p = ")
     assert main(["compare", str(tmp_path / "s0"), str(tmp_path / "s0")]) == 0

@@ -3,9 +3,10 @@ import re
 import pytest
 
 from advconv.cli import build_parser
-from advconv.config import SETTINGS, Config, ConfigError, config_from_dict, load_config, read_config_file
+from advconv.config import (RENAMED, SETTINGS, Config, ConfigError, config_from_dict, load_config,
+                            read_config_file)
 
-from .conftest import REPO
+from advconv import recipes
 
 
 def cli_overrides(args: list[str]) -> dict:
@@ -15,10 +16,10 @@ def cli_overrides(args: list[str]) -> dict:
 
 def test_overrides_by_leaf_and_dotted_name(tmp_path):
     cfg = load_config(None, cli_overrides(["--epochs", "3", "--lr", "0.2", "--optim.schedule", "cosine",
-                                           "--no-tta", "--pipeline=batched", "--batch-size", "64"]))
-    assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule, cfg.tta, cfg.data.pipeline, cfg.batch_size) == \
+                                           "--no-tta-flip", "--pipeline=batched", "--batch-size", "64"]))
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule, cfg.tta_flip, cfg.data.pipeline, cfg.batch_size) == \
         (3, 0.2, "cosine", False, "batched", 64)
-    assert cli_overrides(["--tta"]) == {"tta": True} and cli_overrides(["--tta", "false"]) == {"tta": False}
+    assert cli_overrides(["--tta_flip"]) == {"tta_flip": True} and cli_overrides(["--tta-flip", "false"]) == {"tta_flip": False}
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -65,8 +66,8 @@ def test_dict_round_trip():
     assert config_from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_hold_what_their_files_say_and_describe_a_net_that_builds(path):
+@pytest.mark.parametrize("name", recipes.names())
+def test_shipped_recipes_hold_what_their_files_say_and_describe_a_net_that_builds(name):
     from advconv.config import validate_config
     from advconv.models import resolve_spec, validate_spec
 
@@ -77,8 +78,9 @@ def test_shipped_configs_hold_what_their_files_say_and_describe_a_net_that_build
             else:
                 yield f"{prefix}{key}", value
 
-    cfg = load_config(path)
-    for key, value in written(read_config_file(path)):
+    path = recipes.path_of(name)
+    cfg = load_config(name)
+    for key, value in written(read_config_file(name)):
         obj = cfg
         for name in key.split("."):
             obj = getattr(obj, name)
@@ -86,7 +88,7 @@ def test_shipped_configs_hold_what_their_files_say_and_describe_a_net_that_build
     validate_config(cfg)  # nothing set that its pipeline ignores, every value within its rule
     validate_spec(resolve_spec(cfg.model), cfg.data.image_size, cfg.max_params)
     history = re.findall(r"#.*\b(?:[Rr]ows? \d+|until row|session \d+)", path.read_text())
-    assert history == [], "config comments say why, not when: the history lives in docs/results/experiments.md"
+    assert history == [], "config comments say why, not when: the history lives in the lab"
 
 
 def test_options_that_are_off_do_not_bound_the_image_size():
@@ -97,8 +99,8 @@ def test_options_that_are_off_do_not_bound_the_image_size():
         validate_config(load_config(None, {"image_size": 16, "downsample": 0.1}))
 
 
-def test_assignment9_yaml_spells_out_the_defaults():
-    assert load_config(REPO / "configs" / "assignment9.yaml") == Config()
+def test_the_default_recipe_spells_out_the_defaults():
+    assert load_config("default") == Config()
 
 
 def test_a_config_extends_its_base(tmp_path):
@@ -127,7 +129,7 @@ def test_base_errors(tmp_path):
     with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
         load_config(tmp_path / "orphan.yaml")
     (tmp_path / "odd.yaml").write_text("base: [1]\n")
-    with pytest.raises(ConfigError, match="base must be the path of another config file"):
+    with pytest.raises(ConfigError, match="base must be a recipe.s name or another config file"):
         load_config(tmp_path / "odd.yaml")
 
 
@@ -141,8 +143,8 @@ def test_numbers_in_any_usual_spelling(tmp_path, raw, value):
 
 
 def test_booleans_and_strings_stay_what_they_are():
-    overrides = cli_overrides(["--tta", "false", "--channels_last", "true", "--run_dir", "1e3x"])
-    assert overrides == {"tta": False, "channels_last": True, "run_dir": "1e3x"}
+    overrides = cli_overrides(["--tta_flip", "false", "--channels_last", "true", "--run_dir", "1e3x"])
+    assert overrides == {"tta_flip": False, "channels_last": True, "run_dir": "1e3x"}
 
 
 def test_alternate_flip_needs_flips():
@@ -181,3 +183,34 @@ def test_every_field_is_declared_once_and_the_help_lists_it(capsys):
         assert f"--{path}" in out and " ".join(s.help.split()) in out, path
     assert "(default: 0.0005)" in out and f"(default: {Config().model!r})" in out
     assert "one of sgd, adam, adamw" in out
+
+
+def test_a_recipe_is_named_from_any_folder_and_a_base_may_name_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkout here: the recipes come from the package
+    assert load_config("fast") == load_config(recipes.path_of("fast"))
+    (tmp_path / "mine.yaml").write_text("base: fast\nepochs: 3\n")
+    mine = load_config("mine.yaml")
+    assert (mine.epochs, mine.optim.name, mine.optim.whiten) == (3, "muon", True)
+
+
+@pytest.mark.parametrize("old, new", list(recipes.RENAMED.items()))
+def test_a_renamed_recipe_names_its_new_name(old, new):
+    with pytest.raises(ConfigError, match=f"recipe '{old}' is now '{new}'"):
+        load_config(old)
+
+
+def test_a_renamed_field_names_its_new_name_and_stored_configs_still_read():
+    for old, new in RENAMED.items():
+        with pytest.raises(ConfigError, match=f"config field '{old}' is now '{new}'"):
+            load_config(None, {old: True})
+        stored = Config().to_dict()
+        stored[old] = stored.pop(new)  # a checkpoint written before the rename
+        assert config_from_dict(stored) == Config()
+
+
+def test_recipes_lists_each_shipped_recipe_once_with_what_it_reached(capsys):
+    from advconv.cli import main
+
+    assert main(["recipes"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == recipes.names() and set(recipes.measured()) == set(listed)

@@ -12,7 +12,7 @@ from advconv.demo import (MAX_FILES, SAMPLES, SHOWN, classify, gradcam, load_dem
                           read_image, top_k)
 from advconv.inference import predict_files
 
-SHIPPED = "stem8.assignment9"
+SHIPPED = "stem8.default"
 LABELLED = Path(__file__).parent / "data" / "cifar10"  # two CIFAR-10 test images per class, by class folder
 
 

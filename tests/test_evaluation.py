@@ -8,7 +8,7 @@ from advconv.data import hold_out, load_dataset
 from advconv.evaluation import held_out_for
 from advconv.hub import load_model
 from advconv.loaders import BatchLoader
-from advconv.loops import evaluate
+from advconv.scoring import evaluate
 from advconv.train import fit
 
 
@@ -28,7 +28,7 @@ def test_evaluate_scores_a_run_on_its_validation_split(tmp_path, make_config, ca
     fit(make_config(epochs=1, val_split=40), progress=False)
     run = tmp_path / "run" / "last.pt"
     capsys.readouterr()  # the training's own lines
-    assert main(["evaluate", "--model", str(run), "--split", "val", "--no-tta"]) == 0
+    assert main(["evaluate", "--model", str(run), "--split", "val", "--no-tta-flip"]) == 0
     trained = load_model(run)
     loader = BatchLoader(held_out_for(trained), trained.record.stats, 500, train=False, channels_last=False)
     expected = evaluate(trained.net, loader).line("Validation")

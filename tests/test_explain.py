@@ -20,7 +20,7 @@ def test_gradcam_grid(checkpoint, tmp_path):
     preds, targets = evaluation.result.predictions, evaluation.result.targets
     assert shown.titles == [f"#0 true {classes[targets[0]]}", f"Grad-CAM: {classes[preds[0]]}",
                             f"#5 true {classes[targets[5]]}", f"Grad-CAM: {classes[preds[5]]}"]
-    assert np.array_equal(shown.images, evaluation.test.images[[0, 5]]) and shown.split == "test"
+    assert np.array_equal(shown.images, evaluation.images.images[[0, 5]]) and shown.split == "test"
     assert not np.array_equal(shown.overlays, shown.images)  # a heatmap is blended on
     out = tmp_path / "cam.png"
     assert main(["explain", "--checkpoint", str(checkpoint), "--index", "0", "5", "--output", str(out)]) == 0

@@ -66,7 +66,7 @@ def test_onnx_export_with_test_time_views_matches_pytorch(checkpoint, tmp_path, 
     from advconv.views import TestTimeViews
 
     model, record = net_and_record(checkpoint)
-    assert record.tta  # the tiny run evaluates with flip views, as the shipped configs do
+    assert record.tta_flip  # the tiny run evaluates with flip views, as the shipped configs do
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "plain.onnx")]) == 0
     assert "--tta bakes the views into the graph" in capsys.readouterr().out
     assert main(["export", "--checkpoint", str(checkpoint), "--tta", "--output", str(tmp_path / "tta.onnx")]) == 0

@@ -16,7 +16,7 @@ from advconv.finetune import without_head
 from advconv.hub import create_model, load_matching, load_model
 from advconv.train import fit
 
-SHIPPED = "stem8.assignment9"  # 10 classes; the tiny data set has 3
+SHIPPED = "stem8.default"  # 10 classes; the tiny data set has 3
 
 
 def test_the_same_class_count_loads_every_tensor(checkpoint, make_config, capsys):
@@ -50,7 +50,7 @@ def test_another_class_count_starts_the_head_fresh_and_the_rest_from_the_weights
     shipped = load_model(SHIPPED).net.state_dict()
     assert f"pretrained: loaded {len(shipped) - 1} of {len(shipped)} tensors from {SHIPPED}; " \
            "head.weight starts fresh (other classes)" in out
-    assert "model of stem8.assignment9" in out
+    assert "model of stem8.default" in out
     after = load_checkpoint(cfg.run_dir).model
     assert after["head.weight"].shape[0] == 3
     torch.testing.assert_close(after["c1.0.0.weight"], shipped["c1.0.0.weight"], rtol=1e-4, atol=1e-6)
@@ -77,7 +77,7 @@ def test_a_fine_tuned_run_resumes_without_its_starting_weights(make_config, caps
 
 def test_a_model_named_beside_the_weights_must_be_their_net(make_config):
     with pytest.raises(ConfigError, match=r"model assignment9 is not the net of the weights in pretrained "
-                                          r"\(stem8.assignment9\): block c1 has conv_type"):
+                                          r"\(stem8.default\): block c1 has conv_type"):
         fit(make_config(pretrained=SHIPPED, model="assignment9"), progress=False)
     with pytest.raises(ConfigError, match="activation 'gelu' against 'relu'"):
         fit(make_config(pretrained=SHIPPED, model={"base": "stem8", "activation": "gelu"}), progress=False)

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import advconv
 from advconv.cli import main
 from advconv.errors import ConfigError
-from advconv.hub import architecture_of, create_model, load_model, resolve_model, shipped_tags
+from advconv.hub import SHIPPED, architecture_of, create_model, load_model, resolve_model, shipped_tags
 from advconv.models import MODELS
 
 DATA = Path(__file__).parent / "data"
@@ -86,7 +87,7 @@ UNSHIPPED = sorted(set(MODELS) - {architecture_of(tag) for tag in shipped_tags()
 
 @pytest.mark.parametrize("arch", UNSHIPPED)
 def test_an_architecture_without_shipped_weights_never_loads_another_nets(arch, capsys, tmp_path):
-    with pytest.raises(ConfigError, match=f"no shipped weights for '{arch}'; shipped: stem8.assignment9"):
+    with pytest.raises(ConfigError, match=f"no shipped weights for '{arch}'; shipped: stem8.default"):
         create_model(arch, pretrained=True)
     with pytest.raises(ConfigError, match=f"no shipped weights for '{arch}'"):
         load_model(arch)
@@ -118,3 +119,14 @@ def test_a_run_and_its_weights_file_summarize_as_the_trained_net(tmp_path, make_
 if __name__ == "__main__":  # write the expected predictions (see the module docstring)
     GOLDEN.write_text(json.dumps({tag: predictions(tag) for tag in shipped_tags()}, indent=1) + "\n")
     print(f"wrote {GOLDEN}", file=sys.stderr)
+
+
+@pytest.mark.parametrize("old, new", [("stem8.assignment9", "stem8.default"),
+                                      ("stem8_hardswish.best", "stem8_hardswish.accurate")])
+def test_a_tag_shipped_under_an_old_recipe_name_still_loads_and_names_the_new(old, new, capsys):
+    from safetensors.torch import load_file
+
+    trained = load_model(old)
+    assert f"{old} is now {new}" in capsys.readouterr().err
+    shipped = load_file(SHIPPED / f"{new}.safetensors")
+    assert all(torch.equal(trained.net.state_dict()[k], shipped[k]) for k in shipped)

@@ -50,8 +50,8 @@ def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
         viewed = with_views(model, record)(x).softmax(1)[0]
         plain = model(x).softmax(1)[0]
     assert not torch.allclose(viewed, plain)
-    for tta, expected in ((None, viewed), (False, plain)):
-        (prediction,) = predict_files(checkpoint, [path], top_k=1, tta=tta)
+    for tta_flip, expected in ((None, viewed), (False, plain)):
+        (prediction,) = predict_files(checkpoint, [path], top_k=1, tta_flip=tta_flip)
         cls, p = prediction.top[0]
         assert cls == record.classes[int(expected.argmax())] and p == pytest.approx(float(expected.max()), abs=1e-5)
 

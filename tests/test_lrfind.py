@@ -40,7 +40,7 @@ def test_lr_find_writes_its_figure_and_prints_the_rule(make_config, tmp_path, ca
 
 
 def test_the_api_takes_a_config_and_starting_weights(make_config, tmp_path):
-    test = advconv.lr_find(make_config(), output=tmp_path / "f.png", steps=12, pretrained="stem8.assignment9",
+    test = advconv.lr_find(make_config(), output=tmp_path / "f.png", steps=12, pretrained="stem8.default",
                            progress=False)
     assert len(test.lrs) >= 2 and (tmp_path / "f.png").exists()
 

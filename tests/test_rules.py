@@ -3,13 +3,13 @@
 import pytest
 from torch import nn
 
+from advconv import recipes
 from advconv.cli import main
 from advconv.config import Config, load_config
 from advconv.hub import create_model
 from advconv.models import MODELS
 from advconv.rules import check_rules
 
-from .conftest import REPO
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -60,28 +60,19 @@ def test_layout_rule_names_how_each_block_closes():
     assert not result.passed and result.detail.startswith("head after c4 holds a conv larger than 1x1")
 
 
-CONFIGS = sorted(REPO.glob("configs/**/*.yaml"))
-TEACHERS = [p for p in CONFIGS if load_config(p).max_params is None]  # no budget: a teacher for distillation
-PEERS = sorted(REPO.glob("configs/peers/*.yaml"))  # others' nets, rebuilt to be measured against
+TEACHERS = [name for name in recipes.names() if load_config(name).max_params is None]  # no budget: distillation
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p not in TEACHERS + PEERS], ids=lambda p: p.name)
-def test_every_shipped_config_net_passes_every_rule(path):
+@pytest.mark.parametrize("name", [n for n in recipes.names() if n not in TEACHERS])
+def test_every_shipped_recipe_net_passes_every_rule(name):
     from advconv.api import resolve_model
 
-    report = check_rules(resolve_model(str(path)))
+    report = check_rules(resolve_model(recipes.path_of(name)))
     assert report.passed, str(report)
 
 
-def test_the_peers_fail_only_the_rules_their_files_name():
-    from advconv.api import resolve_model
-
-    failed = {p.name: [r.rule for r in check_rules(resolve_model(str(p))).results if not r.passed] for p in PEERS}
-    assert failed == {"netdilated.yaml": [LAYOUT], "reference.yaml": []}
-
-
-def test_only_the_teachers_leave_the_budget():
-    assert [p.name for p in TEACHERS] == ["teacher_val.yaml", "teacher.yaml"]
+def test_only_the_teacher_leaves_the_budget():
+    assert TEACHERS == ["teacher"]
 
 
 def test_depthwise_without_pointwise_is_not_separable():
@@ -104,12 +95,11 @@ def test_cli_summary_and_check(capsys):
     assert f"Total params: {default_params:,}" in capsys.readouterr().out
 
 
-def test_cli_check_takes_a_config_file(capsys):
-    from pathlib import Path
-
-    config = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "a9v1_model.yaml"
+def test_cli_check_takes_a_config_file(capsys, tmp_path):
+    config = tmp_path / "narrow.yaml"
+    config.write_text("model: {base: stem8, activation: gelu}\n")
     assert main(["summary", "--model", str(config)]) == 0
-    assert "Total params: 176,240" in capsys.readouterr().out
+    assert f"Total params: {sum(p.numel() for p in create_model('stem8').parameters()):,}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("factory, rule, detail", [

@@ -11,7 +11,7 @@ from advconv.config import SETTINGS, load_config
 from advconv.errors import CheckpointError, ConfigError
 from advconv.train import fit
 
-from .conftest import REPO, tiny_config
+from .conftest import tiny_config
 
 
 @pytest.mark.parametrize("pipeline", SETTINGS["data.pipeline"].choices)
@@ -78,7 +78,7 @@ def test_progress_and_test_lines_have_the_course_format(make_config, capsys):
 
 def test_fast_recipe_runs_in_fp32(tmp_path, image_folder):
     """The fast config's path (batched, alternating flips, channels_last, TTA) on a CPU without bf16."""
-    cfg = load_config(REPO / "configs" / "fast.yaml", {
+    cfg = load_config("fast", {
         "data.path": str(image_folder), "cache_dir": str(tmp_path / "cache"), "run_dir": str(tmp_path / "run"),
         "epochs": 3, "batch_size": 16, "precision": "fp32", "lr": 0.05})
     history = fit(cfg, progress=False).history

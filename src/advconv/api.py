@@ -1,8 +1,8 @@
 """The Python API: every ``advconv`` command is one call here, and the CLI is a thin layer over it.
 
     import advconv
-    result = advconv.fit("configs/fast.yaml", data="../shared/data/cifar10-jpeg.tar.gz", epochs=3)
-    model = advconv.load_model("stem8.assignment9")   # shipped weights, or a run dir / .safetensors / .pt
+    result = advconv.fit("fast", data="../shared/data/cifar10-jpeg.tar.gz", epochs=3)
+    model = advconv.load_model("stem8.default")   # shipped weights, or a run dir / .safetensors / .pt
     advconv.predict(model, ["cat.jpg", pil_image, uint8_array, tensor])
     print(advconv.summary("stem8")); print(advconv.check(model))
 """
@@ -38,8 +38,8 @@ __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "pre
 
 def fit(config: str | Path | Config | None = None, *, resume_from: str | Path | None = None, progress: bool = True,
         overwrite: bool = False, **overrides: Any) -> TrainResult:
-    """Train: ``config`` is a YAML path, a ``Config`` or None (the defaults, as
-    configs/assignment9.yaml spells them out); ``overrides`` set any field by name (``epochs=3``,
+    """Train: ``config`` is a recipe's name (``"fast"``), a YAML path, a ``Config`` or None (the defaults, as
+    the default recipe spells them out); ``overrides`` set any field by name (``epochs=3``,
     ``lr=1e-3``, ``data="path/to/data"``). ``resume_from``: continue the run in that directory
     exactly as it was configured."""
     if resume_from is not None:

@@ -18,7 +18,7 @@ CONV_TYPES = ("standard", "pointwise", "depthwise", "dilated", "spatially_separa
 NORMALIZATIONS = ("batch", "group", "layer", "none")
 
 # the activations a spec may name: ReLU is the course's and the cheapest on a CPU; the smooth
-# ones cost an elementwise pass more (benchmarks/results/layer_costs.txt)
+# ones cost an elementwise pass more (measured in the project's lab)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "silu": nn.SiLU,
@@ -311,7 +311,7 @@ class GlobalAvgPool(nn.AdaptiveAvgPool2d):
 
     torch hands the gradient of a (N, C, 1, 1) pooled output back as an NCHW tensor even when
     the pooled maps are channels_last; every ReLU, add and conv backward of the last block then
-    mixes the two layouts, which takes a slow path on the CPU (`benchmarks/gap_layout.py`).
+    mixes the two layouts, which takes a slow path on the CPU (measured in the project's lab).
     The values, and the state dict (none), are those of ``AdaptiveAvgPool2d(1)``; outside
     training it is that module.
     """

@@ -23,10 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .config import RENAMED
 from .data import ChannelStats
 from .errors import CheckpointError
 from .files import atomic_write, atomic_write_bytes
 from .models import build_net, resolve_spec
+from . import runfiles
 
 
 @dataclass
@@ -38,7 +40,7 @@ class InferenceRecord:
     mean: tuple[float, ...]         # per-channel, in [0, 1]
     std: tuple[float, ...]
     input_size: int = 32
-    tta: bool = False               # average with the mirrored image
+    tta_flip: bool = False          # average with the mirrored image
     tta_shift: int = 0              # and with copies shifted by +-N pixels
 
     @property
@@ -50,7 +52,7 @@ class InferenceRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InferenceRecord":
-        data = dict(data)
+        data = {RENAMED.get(key, key): value for key, value in data.items()}  # as older weights spell them
         for key in ("classes", "mean", "std"):
             data[key] = tuple(data[key])
         return cls(**data)
@@ -115,7 +117,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """A checkpoint file, or a run directory's ``last.pt``; CheckpointError naming the file."""
     path = Path(path)
     if path.is_dir():
-        path = path / "last.pt"
+        path = path / runfiles.LAST
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:

@@ -1,4 +1,4 @@
-"""The advconv command: summary, check, train, lr-find, evaluate, compare, plot, predict, export, explain, demo.
+"""The advconv command: summary, check, recipes, train, lr-find, evaluate, compare, plot, predict, export, explain, demo.
 
 Each subcommand is a thin layer over one function of the Python API (advconv.api). Errors a
 user can fix (missing data, a bad config, an unreadable checkpoint) print one clear line and
@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, api, demo, lrfind
-from .config import SETTINGS, by_leaf, parse_yaml
+from . import __version__, api, demo, lrfind, recipes, runfiles
+from .config import RENAMED, SETTINGS, by_leaf, parse_yaml
 from .data import SPLIT_NAMES, image_files
 from .errors import AdvconvError
 from .hub import beside
@@ -26,8 +26,27 @@ def flags(*names: str) -> list[str]:
     return list(dict.fromkeys(spellings))
 
 
+class Renamed(argparse.Action):
+    """An option's old spelling: one line that names the new one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        negated = "no-" if option_string.startswith("--no") else ""
+        parser.error(f"{option_string} is now --{negated}{RENAMED[self.dest].replace('_', '-')} (CHANGELOG.md)")
+
+
+def add_renamed(p: argparse.ArgumentParser) -> None:
+    for old in RENAMED:
+        p.add_argument(*flags(old, f"no-{old}"), dest=old, nargs="?", action=Renamed, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     print(api.summary(args.model, args.input_size).table())
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    print("\n".join(recipes.lines()))
     return 0
 
 
@@ -48,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             api.fit(args.config, progress=not args.no_progress, overwrite=args.overwrite, **overrides)
     except KeyboardInterrupt:
         run_dir = args.resume or overrides.get("run_dir") or api.load_config(args.config).run_dir
-        last = Path(run_dir) / "last.pt"
+        last = Path(run_dir) / runfiles.LAST
         print("advconv train: interrupted; " + (
             f"the last finished epoch is kept: continue with `advconv train --resume {run_dir}`"
             if last.exists() else "no epoch had finished, so there is nothing to resume"), file=sys.stderr)
@@ -66,14 +85,14 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    scored = api.evaluate(args.model, args.data, tta=args.tta, tta_shift=args.tta_shift, split=args.split,
+    scored = api.evaluate(args.model, args.data, tta_flip=args.tta_flip, tta_shift=args.tta_shift, split=args.split,
                           cache_dir=args.cache_dir)
     print(scored.result.line(SPLIT_NAMES[args.split]))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    compared = api.compare(args.first, args.second, args.data, args.split, args.tta, args.tta_shift, args.cache_dir)
+    compared = api.compare(args.first, args.second, args.data, args.split, args.tta_flip, args.tta_shift, args.cache_dir)
     print("\n".join(compared.lines(args.first, args.second)))
     return 0
 
@@ -85,7 +104,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predictions = api.predict_files(args.model, image_files(args.images), args.top_k, args.tta, args.tta_shift,
+    predictions = api.predict_files(args.model, image_files(args.images), args.top_k, args.tta_flip, args.tta_shift,
                                     skip_corrupt=args.skip_corrupt)
     for prediction in predictions:
         print(prediction.line())
@@ -116,12 +135,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    output = args.output or str(beside(args.model, "gradcam.png"))
+    output = args.output or str(beside(args.model, runfiles.GRADCAM))
     print(f"wrote {api.explain(args.model, output, args.data, args.index, args.count, args.split, args.cache_dir)}")
     return 0
 
 
-TRAINED = ("a shipped tag (e.g. stem8.assignment9) or architecture with shipped weights, a run directory, "
+TRAINED = ("a shipped tag (e.g. stem8.default) or architecture with shipped weights, a run directory, "
            "a .pt or a .safetensors")
 
 
@@ -136,10 +155,11 @@ def add_data_options(p: argparse.ArgumentParser, help_: str = "defaults to the d
 
 
 def add_view_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument(*flags("tta_flip"), dest="tta_flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored image (default: as the run was evaluated)")
     p.add_argument(*flags("tta_shift"), dest="tta_shift", type=int, default=None, metavar="N",
                    help="also average over views shifted by +-N pixels (default: as the run was evaluated)")
+    add_renamed(p)
 
 
 def add_figure_split(p: argparse.ArgumentParser) -> None:
@@ -157,6 +177,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per config field, read from the field itself: its dotted path, its leaf name
     where that is unique, either spelling; ``--no-NAME`` for booleans."""
     leaves = by_leaf()
+    add_renamed(p)
     for s in SETTINGS.values():
         leaf = s.path.rsplit(".", 1)[-1]
         names = ["data", s.path] if s.path == "data.path" else \
@@ -182,18 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
                         ("check", "check the assignment's architecture rules (exit 1 if one fails)")):
         p = sub.add_parser(name, help=help_, allow_abbrev=False)
         p.add_argument("--model", default="stem8",
-                       help=f"an architecture ({', '.join(sorted(MODELS))}), a config .yaml, {TRAINED}, or "
+                       help=f"an architecture ({', '.join(sorted(MODELS))}), a recipe (`advconv recipes`) or config .yaml, "
+                            f"{TRAINED}, or "
                             "package.module:attribute (default: stem8, the default config's net)")
         p.add_argument(*flags("input_size", "image_size"), dest="input_size", type=int, default=None,
                        help="image size (default: the model's own, a config's data.image_size, else 32)")
         if name == "check":
             p.add_argument(*flags("max_params"), dest="max_params", type=int, default=PARAM_BUDGET)
 
+    sub.add_parser("recipes", help="the shipped recipes, by name: net, epochs, what each reached", allow_abbrev=False)
+
     p = sub.add_parser("train", help="train a model; every config field is an option", allow_abbrev=False,
                        usage="advconv train [--config YAML] [--resume RUN_DIR] [--overwrite] [--no-progress] "
                              "[--FIELD VALUE ...]")
-    p.add_argument("--config", default=None, help="YAML config (e.g. configs/fast.yaml); fields given as options "
-                                                  "override it")
+    p.add_argument("--config", default=None, help="a shipped recipe's name (`advconv recipes`: fast, accurate, ...) or a "
+                                                  "YAML file; fields given as options override it")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR as it was configured")
     p.add_argument("--overwrite", action="store_true",
                    help="train into a run directory that holds a run, deleting that run's files first")

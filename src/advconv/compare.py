@@ -17,7 +17,7 @@ from scipy.stats import binomtest
 
 from .errors import ConfigError
 from .evaluation import evaluate_checkpoint
-from .loops import EvalResult
+from .scoring import EvalResult
 
 
 @dataclass
@@ -59,13 +59,13 @@ def paired(first: EvalResult, second: EvalResult) -> Comparison:
 
 
 def compare_models(first: str | Path, second: str | Path, data: str | None = None, split: str = "val",
-                   tta: bool | None = None, tta_shift: int | None = None,
+                   tta_flip: bool | None = None, tta_shift: int | None = None,
                    cache_dir: str | Path | None = None) -> Comparison:
     """Score two trained models (anything ``load_model`` takes) on the same images and test the gap;
     ``split="val"`` (the default) uses the images both runs held out, so the test set stays unseen."""
-    a, b = (evaluate_checkpoint(m, data, tta=tta, tta_shift=tta_shift, split=split, cache_dir=cache_dir)
+    a, b = (evaluate_checkpoint(m, data, tta_flip=tta_flip, tta_shift=tta_shift, split=split, cache_dir=cache_dir)
             for m in (first, second))
-    if not (np.array_equal(a.test.images, b.test.images) and np.array_equal(a.test.labels, b.test.labels)):
-        raise ConfigError(f"the two models were scored on different {split} images ({len(a.test)} and "
-                         f"{len(b.test)}): compare runs trained on the same data with the same val_split")
+    if not (np.array_equal(a.images.images, b.images.images) and np.array_equal(a.images.labels, b.images.labels)):
+        raise ConfigError(f"the two models were scored on different {split} images ({len(a.images)} and "
+                         f"{len(b.images)}): compare runs trained on the same data with the same val_split")
     return paired(a.result, b.result)

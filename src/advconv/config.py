@@ -2,7 +2,7 @@
 
 Each field carries its type (``Literal`` for a fixed set of values), its default, its help
 text and the rule its value keeps; ``advconv train --help``, YAML loading, overrides and
-validation all read them from the field. A YAML file may extend another (``base:``), and
+validation all read them from the field. A YAML file (a path, or a shipped recipe's name) may extend another (``base:``), and
 overrides name a field by its dotted path (``optim.lr``) or, where unique, its leaf (``lr``).
 """
 
@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal
 
 import yaml
 
+from . import recipes
 from .errors import ConfigError
 
 Rule = tuple[Callable[[Any], bool], str]  # (the test a value passes, what the message says it must be)
@@ -148,14 +149,14 @@ class Config:
                                          "NCHW instead where this torch computes one of the net's grouped "
                                          "convs wrong in it (the log says)")
     compile: bool = setting(False, "torch.compile the training model")
-    tta: bool = setting(True, "test time: average the logits of each image and its mirror")
+    tta_flip: bool = setting(True, "test time: average the logits of each image and its mirror")
     tta_shift: int = setting(0, "test time: also average copies shifted by +-N pixels (0: none)", within(0, 8))
     eval_every: int = setting(1, "evaluate every N epochs and after the last", at_least(1))
     deterministic: bool = setting(False, "deterministic algorithms only (bitwise-repeatable runs, slower)")
     max_params: int | None = setting(200_000, "refuse nets with this many parameters or more (null: no budget)",
                                      at_least(1))
     strict: bool = setting(False, "refuse a net that fails any rule of `advconv check` (else: a warning each)")
-    run_dir: str = setting("runs/assignment9", "where checkpoints, metrics, the manifest and figures go")
+    run_dir: str = setting("runs/default", "where checkpoints, metrics, the manifest and figures go")
     target_accuracy: float | None = setting(None, "stop once the evaluated accuracy (%) reaches this (null: never)")
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -200,6 +201,7 @@ def settings(cls: type = Config, prefix: str = "") -> list[Setting]:
 
 
 SETTINGS = {s.path: s for s in settings()}
+RENAMED = {"tta": "tta_flip"}  # old field name -> new (CHANGELOG.md): stored configs are read, typed ones told
 SECTIONS = tuple(name for name, hint in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(hint))
 
 
@@ -216,6 +218,8 @@ def resolve_key(key: str) -> str:
     key = key.replace("-", "_")
     if key in SETTINGS:
         return key
+    if key in RENAMED:
+        raise ConfigError(f"config field {key!r} is now {RENAMED[key]!r} (CHANGELOG.md)")
     paths = by_leaf().get(key, [])
     if len(paths) == 1:
         return paths[0]
@@ -325,16 +329,23 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def config_path(config: str | Path) -> Path:
+    """The file a ``--config`` value means: a shipped recipe's name (``fast``), else a path."""
+    return recipes.path_of(str(config)) if recipes.is_name(config) else Path(config)
+
+
 def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML config as nested dicts, with its ``base:`` (a config it extends, relative to this
-    file) read first and overlaid: sections merge field by field, ``model`` is replaced whole."""
-    path = Path(path)
+    """A YAML config (a path or a recipe's name) as nested dicts, with its ``base:`` (a recipe's
+    name, or a config file relative to this one) read first and overlaid: sections merge field by
+    field, ``model`` is replaced whole."""
+    path = config_path(path)
     if path.resolve() in _seen:
         raise ConfigError(f"config {path} extends itself (base: chain {' -> '.join(map(str, _seen))})")
     try:
         data = parse_yaml(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}" + (f" (the base of {_seen[-1]})" if _seen else "")) from None
+        hint = f" (the base of {_seen[-1]})" if _seen else "; the shipped recipes go by name: `advconv recipes`"
+        raise ConfigError(f"config file not found: {path}{hint}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
@@ -343,8 +354,9 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ConfigError(f"config file {path}: base must be the path of another config file, got {base!r}")
-    return _merge(read_config_file(path.parent / base, _seen + (path.resolve(),)), data)
+        raise ConfigError(f"config file {path}: base must be a recipe's name or another config file, got {base!r}")
+    return _merge(read_config_file(base if recipes.is_name(base) else path.parent / base, _seen + (path.resolve(),)),
+                  data)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -371,5 +383,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a Config saved with ``to_dict`` (e.g. in a checkpoint)."""
-    return apply_overrides(Config(), _flatten(data))
+    """Rebuild a Config saved with ``to_dict`` (e.g. in a checkpoint), older field names read as
+    their new ones."""
+    return apply_overrides(Config(), {RENAMED.get(k, k): v for k, v in _flatten(data).items()})

@@ -21,9 +21,8 @@ from .evaluation import labelled_for, sample_misclassified
 from .explain import blend, gradcam_heatmaps
 from .hub import TrainedModel, load_model
 from .inference import predict
-from .loaders import BatchLoader
-from .loops import EvalResult, evaluate
 from .rules import check_rules
+from .scoring import EvalResult, score
 from .summary import summarize
 
 SAMPLES = Path(__file__).resolve().parent / "samples"  # one CIFAR-10 test image per class, shipped
@@ -123,8 +122,7 @@ def misclassified(demo: Demo, count: int, cam: bool, layer: str, opacity: float)
                     "tarball with test/<class>/*) to see the misclassified ones.")
     record = demo.trained.record
     if demo.scored is None:
-        loader = BatchLoader(demo.test, record.stats, 500, train=False, channels_last=False)
-        demo.scored = evaluate(demo.trained.net, loader, tta=record.tta, tta_shift=record.tta_shift)
+        demo.scored = score(demo.trained, demo.test)
     preds, targets = demo.scored.predictions.numpy(), demo.scored.targets.numpy()
     chosen = sample_misclassified(preds, targets, max(0, int(count)))
     gallery = [((gradcam(demo, demo.test.images[i], preds[i], layer, opacity) if cam

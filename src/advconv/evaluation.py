@@ -11,14 +11,13 @@ import numpy as np
 from .data import SPLIT_NAMES, TORCHVISION, ArrayDataset, hold_out, load_dataset, load_labelled, split_digest
 from .errors import ConfigError, DataError, note
 from .hub import TrainedModel, load_model
-from .loaders import BatchLoader
-from .loops import EvalResult, evaluate
+from .scoring import EvalResult, score
 
 
 @dataclass
 class CheckpointEvaluation:
     trained: TrainedModel       # the net, its inference record and where it came from
-    test: ArrayDataset          # the images scored: the test set, or the run's held-out ones
+    images: ArrayDataset        # the images scored: the test set, or the run's held-out ones
     result: EvalResult
     split: str = "test"         # which of the two (data.SPLIT_NAMES)
 
@@ -72,28 +71,24 @@ def default_split(trained: TrainedModel) -> str:
     return "val" if trained.data_config.get("val_split") else "test"
 
 
-def evaluate_checkpoint(source: str | Path, data: str | None = None, tta: bool | None = None,
-                        tta_shift: int | None = None, batch_size: int = 500, split: str = "test",
+def evaluate_checkpoint(source: str | Path, data: str | None = None, tta_flip: bool | None = None,
+                        tta_shift: int | None = None, split: str = "test",
                         cache_dir: str | Path | None = None) -> CheckpointEvaluation:
     """Test-set result of a trained model (anything ``load_model`` takes), on ``data`` or the data
-    it was trained on; ``tta`` and ``tta_shift`` default to what the run used. ``split="val"``
+    it was trained on; ``tta_flip`` and ``tta_shift`` default to what the run used. ``split="val"``
     scores the images the run held out instead, so that test-time views or runs can be compared
     without looking at the test set; ``split=None``: the run's own (``default_split``)."""
     trained = load_model(source)
     split = split or default_split(trained)
     if split not in SPLIT_NAMES:
         raise ConfigError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    record = trained.record
-    tta = record.tta if tta is None else tta
-    tta_shift = record.tta_shift if tta_shift is None else tta_shift
-    test = held_out_for(trained, data, cache_dir) if split == "val" else labelled_for(trained, data, cache_dir)
+    images = held_out_for(trained, data, cache_dir) if split == "val" else labelled_for(trained, data, cache_dir)
     recorded = trained.provenance.get("data")
     scored_on_test = split == "test" == default_split(trained)  # a run with a validation split never was
-    if scored_on_test and isinstance(recorded, dict) and recorded.get("test_digest") == split_digest(test):
+    if scored_on_test and isinstance(recorded, dict) and recorded.get("test_digest") == split_digest(images):
         note(f"these are the test images this model was scored on ({recorded['name']}): its recorded figures "
              "should reproduce, within an image or two where they were scored in bf16")
-    loader = BatchLoader(test, record.stats, batch_size, train=False, channels_last=False)
-    return CheckpointEvaluation(trained, test, evaluate(trained.net, loader, tta=tta, tta_shift=tta_shift), split)
+    return CheckpointEvaluation(trained, images, score(trained, images, tta_flip, tta_shift), split)
 
 
 def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

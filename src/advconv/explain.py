@@ -74,7 +74,7 @@ def explain_images(source: str | Path, data: str | None = None, indices: Sequenc
     or ``split``."""
     evaluation = evaluate_checkpoint(source, data, split=split, cache_dir=cache_dir)
     model, record = evaluation.trained.net, evaluation.trained.record
-    test, result = evaluation.test, evaluation.result
+    test, result = evaluation.images, evaluation.result
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     if indices is None:
         chosen = sample_misclassified(preds, targets, count)

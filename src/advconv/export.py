@@ -55,7 +55,7 @@ def onnx_metadata(proto, record: InferenceRecord, views_baked_in: bool) -> None:
     """Set the model's metadata_props: what onnxruntime users need to feed it and read it."""
     import onnx
 
-    views = {"flip": record.tta, "shift": record.tta_shift, "baked_in": views_baked_in}
+    views = {"flip": record.tta_flip, "shift": record.tta_shift, "baked_in": views_baked_in}
     onnx.helper.set_model_props(proto, {
         "classes": json.dumps(list(record.classes)), "mean": json.dumps(list(record.mean)),
         "std": json.dumps(list(record.std)), "input_size": str(record.input_size),

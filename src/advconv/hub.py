@@ -2,8 +2,8 @@
 
 Names follow timm: an architecture name (``stem8``) always means that architecture, built
 untrained or, with ``pretrained=True``, with the weights shipped for it; shipped weights are
-tagged ``ARCHITECTURE.RECIPE`` (``stem8.assignment9``: the stem8 net trained by
-configs/assignment9.yaml). A trained model can also come from a run directory, a
+tagged ``ARCHITECTURE.RECIPE`` (``stem8.default``: the stem8 net trained by the default
+recipe). A trained model can also come from a run directory, a
 ``.safetensors`` (with its ``.json``) or a ``.pt`` checkpoint.
 """
 
@@ -21,9 +21,9 @@ from torch import nn
 
 from .checkpoint import InferenceRecord, load_checkpoint, load_weights
 from .config import load_config
-from .errors import CheckpointError, ConfigError
+from . import recipes, runfiles
+from .errors import CheckpointError, ConfigError, note
 from .models import MODELS, NetSpec, build_net, resolve_spec
-from .rundir import WEIGHTS
 
 SHIPPED = Path(__file__).resolve().parent / "weights"  # trained weights that come with the package
 
@@ -32,14 +32,31 @@ def shipped_tags() -> list[str]:
     return sorted(p.name.removesuffix(".safetensors") for p in SHIPPED.glob("*.safetensors"))
 
 
+def is_shipped(name: str) -> bool:
+    """Whether ``name`` is a shipped tag, by its name now or before its recipe was renamed."""
+    architecture, _, recipe = name.partition(".")
+    return name in shipped_tags() or f"{architecture}.{recipes.RENAMED.get(recipe)}" in shipped_tags()
+
+
 def architecture_of(name: str) -> str:
     """The architecture a name means: a tag's part before the dot, or the name itself."""
     return name.split(".", 1)[0]
 
 
+def renamed_tag(name: str) -> str:
+    """A tag whose recipe was renamed (``stem8.default``) as it is named now, said in one line."""
+    architecture, _, recipe = name.partition(".")
+    new = f"{architecture}.{recipes.RENAMED.get(recipe)}"
+    if new in shipped_tags():
+        note(f"{name} is now {new} (CHANGELOG.md)")
+        return new
+    return name
+
+
 def pretrained_tag(name: str) -> str:
-    """The shipped weights ``name`` means: a tag, or an architecture's first tag."""
+    """The shipped weights ``name`` means: a tag (or its old name), or an architecture's first tag."""
     tags = shipped_tags()
+    name = renamed_tag(name) if name not in tags else name
     if name in tags:
         return name
     for tag in tags:
@@ -65,7 +82,7 @@ class TrainedModel:
 
 def create_model(name: str | dict | NetSpec, input_size: int = 32, pretrained: bool = False,
                  num_classes: int | None = None) -> nn.Module:
-    """The net ``name`` means: an architecture (``stem8``), a shipped tag (``stem8.assignment9``:
+    """The net ``name`` means: an architecture (``stem8``), a shipped tag (``stem8.default``:
     its architecture), a ``NetSpec`` or its mapping (``{"base": "stem8", "activation": "gelu"}``).
     ``pretrained``: with the shipped weights of that name, in eval mode. ``num_classes``: that many
     outputs; with ``pretrained`` and another count than the weights', the classifier starts fresh
@@ -127,15 +144,15 @@ def load_matching(net: nn.Module, weights: dict[str, torch.Tensor], same_classes
 
 
 def load_model(source: str | Path) -> TrainedModel:
-    """A trained model: a shipped tag (``stem8.assignment9``), an architecture with shipped weights
+    """A trained model: a shipped tag (``stem8.default``), an architecture with shipped weights
     (its first tag), a run directory, a ``.safetensors`` (with its ``.json``) or a ``.pt``
     checkpoint; only the checkpoint is a pickle, read with ``weights_only``."""
     path = Path(source)
     if isinstance(source, str) and not path.exists():
-        if source in shipped_tags() or source in MODELS:
+        if is_shipped(source) or source in MODELS:
             path = SHIPPED / f"{pretrained_tag(source)}.safetensors"
     if path.is_dir():
-        path = path / WEIGHTS if (path / WEIGHTS).exists() else path / "last.pt"
+        path = path / runfiles.WEIGHTS if (path / runfiles.WEIGHTS).exists() else path / runfiles.LAST
     if path.suffix == ".safetensors":
         return TrainedModel(*load_weights(path))
     if path.exists():
@@ -155,7 +172,8 @@ def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
     """A net and the image size it takes, from: an nn.Module, a ``TrainedModel``, a ``NetSpec``
     or its mapping; or by name: an architecture, a shipped tag, a config .yaml (its model at its
     image size), a run directory or weights file (the trained net), or ``package.module:attr``
-    naming an nn.Module, a NetSpec or a factory of one."""
+    naming an nn.Module, a NetSpec or a factory of one. A recipe's name (``fast``) means its net,
+    as a config .yaml does."""
     if isinstance(source, TrainedModel):
         return source.net, source.record.input_size
     if isinstance(source, nn.Module):
@@ -165,15 +183,15 @@ def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
     name = str(source)
     if name in MODELS:
         return create_model(name), 32
-    if name.endswith((".yaml", ".yml")):
+    if name.endswith((".yaml", ".yml")) or name in recipes.names():
         cfg = load_config(name)
         return create_model(cfg.model, cfg.data.image_size), cfg.data.image_size
-    if name in shipped_tags() or Path(name).exists():
+    if is_shipped(name) or Path(name).exists():
         trained = load_model(name)
         return trained.net, trained.record.input_size
     if ":" not in name:
         raise ConfigError(f"unknown model {name!r}: not an architecture ({', '.join(sorted(MODELS))}), a shipped "
-                          f"tag ({', '.join(shipped_tags())}), a config .yaml, a run directory or weights file, "
+                          f"tag ({', '.join(shipped_tags())}), a recipe or config .yaml, a run directory or weights file, "
                           "or package.module:attribute")
     return _imported(name), 32
 

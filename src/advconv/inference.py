@@ -72,28 +72,28 @@ def as_images(images: ImageLike | Sequence[ImageLike], size: int) -> tuple[np.nd
 
 @torch.no_grad()
 def predict(model: TrainedModel | str | Path, images: ImageLike | Sequence[ImageLike], top_k: int = 3,
-            tta: bool | None = None, tta_shift: int | None = None) -> list[Prediction]:
+            tta_flip: bool | None = None, tta_shift: int | None = None) -> list[Prediction]:
     """Top-k classes of each image, preprocessed as the net was trained (resized to its input
     size, normalized with its statistics) and averaged over the test-time views the run was
-    evaluated with unless ``tta``/``tta_shift`` say otherwise: what predict says is what the
+    evaluated with unless ``tta_flip``/``tta_shift`` say otherwise: what predict says is what the
     reported accuracy measured. ``model``: a ``load_model`` result, or anything it takes."""
     trained = model if isinstance(model, TrainedModel) else load_model(model)
     record = trained.record
     batch, names = as_images(images, record.input_size)
-    probs = with_views(trained.net, record, tta, tta_shift)(preprocess(batch, record.stats)).softmax(1)
+    probs = with_views(trained.net, record, tta_flip, tta_shift)(preprocess(batch, record.stats)).softmax(1)
     values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
     return [Prediction(name, [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
             for name, vs, ix in zip(names, values.tolist(), indices.tolist())]
 
 
-def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta: bool | None = None,
+def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta_flip: bool | None = None,
                   tta_shift: int | None = None, chunk: int = 512, skip_corrupt: bool = False) -> list[Prediction]:
     """``predict`` for image files, any size or format, ``chunk`` at a time; ``skip_corrupt``
     leaves out, with a warning each, files that are not readable images."""
     trained, paths = load_model(source), list(paths)
     if skip_corrupt:
         paths = [p for p in paths if readable(p, trained.record.input_size)]
-    return [p for i in range(0, len(paths), chunk) for p in predict(trained, paths[i:i + chunk], top_k, tta, tta_shift)]
+    return [p for i in range(0, len(paths), chunk) for p in predict(trained, paths[i:i + chunk], top_k, tta_flip, tta_shift)]
 
 
 def readable(path: str | Path, size: int) -> bool:
@@ -116,8 +116,8 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue().encode())
 
 
-def with_views(model: nn.Module, record: InferenceRecord, tta: bool | None = None,
+def with_views(model: nn.Module, record: InferenceRecord, tta_flip: bool | None = None,
                tta_shift: int | None = None) -> TestTimeViews:
     """``model`` averaging over the record's test-time views, or over the ones given."""
-    return TestTimeViews(model, record.tta if tta is None else tta,
+    return TestTimeViews(model, record.tta_flip if tta_flip is None else tta_flip,
                          record.tta_shift if tta_shift is None else tta_shift)

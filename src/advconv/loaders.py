@@ -271,7 +271,7 @@ def resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def loader_workers(workers: int | None, cpus: int | None = None) -> int:
     """DataLoader worker processes: as configured, or by the CPU count. On 2 cores, workers and
     torch's threads compete for the same cores and augmenting in the training process is
-    faster (benchmarks/results/loader_threads.txt); with more cores, workers overlap the step."""
+    faster (measured in the project's lab); with more cores, workers overlap the step."""
     if workers is not None:
         return workers
     cpus = cpus or os.cpu_count() or 1

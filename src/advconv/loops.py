@@ -1,8 +1,7 @@
-"""The train and test loops, with the course's tqdm and test lines."""
+"""The training loop, with the course's tqdm line (scoring, with its test line, is in scoring.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -11,7 +10,6 @@ from tqdm import tqdm
 
 from .errors import TrainingDiverged
 from .runtime import Runtime
-from .views import TestTimeViews
 
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
@@ -53,40 +51,3 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     scaler.step(optimizer)
     scaler.update()
     return logits, loss
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    correct: int
-    total: int
-    predictions: torch.Tensor
-    targets: torch.Tensor
-
-    @property
-    def accuracy(self) -> float:
-        return 100 * self.correct / max(self.total, 1)
-
-    def line(self, name: str = "Test") -> str:
-        return (f"{name} set: Average loss: {self.loss:.4f}, Accuracy: {self.correct}/{self.total} "
-                f"({self.accuracy:.2f}%)")
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, rt: Runtime | None = None, tta: bool = False,
-             tta_shift: int = 0) -> EvalResult:
-    """Mean loss and accuracy over a loader; logits are averaged over ``tta_views``.
-    Without ``rt``: on the CPU in fp32."""
-    rt = rt or Runtime()
-    viewed = TestTimeViews(model.eval(), tta, tta_shift)
-    total_loss, preds, targets = 0.0, [], []
-    for x, y in loader:
-        x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
-        with rt.autocast:
-            logits = viewed(x)
-        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        preds.append(logits.argmax(1).cpu())
-        targets.append(y.cpu())
-    preds, targets = torch.cat(preds), torch.cat(targets)
-    return EvalResult(total_loss / max(len(targets), 1), int((preds == targets).sum()), len(targets),
-                      preds, targets)

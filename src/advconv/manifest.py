@@ -19,6 +19,7 @@ import torch
 
 from .config import Config
 from .files import atomic_write_bytes
+from . import runfiles
 
 PACKAGES = ("advconv", "torch", "torchvision", "numpy", "albumentations", "pillow")
 
@@ -75,14 +76,13 @@ def describe_session(cfg: Config, device: torch.device, world_size: int) -> dict
     }
 
 
-MANIFEST = "manifest.json"
 
 
 def read(run_dir: str | Path) -> dict[str, Any] | None:
     """The run directory's manifest, or None where there is none of ours (absent, unreadable, or
     a file of the same name that is not an advconv manifest)."""
     try:
-        found = json.loads((Path(run_dir) / MANIFEST).read_text())
+        found = json.loads((Path(run_dir) / runfiles.MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     ours = isinstance(found, dict) and isinstance(found.get("sessions"), list) and \
@@ -103,7 +103,7 @@ def record_outputs(paths: list[Path]) -> None:
         found = read(path.parent)
         if found is not None and path.name not in found.setdefault("outputs", []):
             found["outputs"].append(path.name)
-            atomic_write_bytes(path.parent / MANIFEST, json.dumps(found, indent=1).encode())
+            atomic_write_bytes(path.parent / runfiles.MANIFEST, json.dumps(found, indent=1).encode())
 
 
 def start_session(run_dir: str | Path, session: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,4 +122,4 @@ def end_session(run_dir: str | Path, sessions: list[dict[str, Any]], wall_s: flo
 def _write(run_dir: Path, sessions: list[dict[str, Any]]) -> None:
     listed = outputs(read(run_dir))
     kept = {"outputs": listed} if listed else {}
-    atomic_write_bytes(run_dir / MANIFEST, json.dumps({"sessions": sessions} | kept, indent=1).encode())
+    atomic_write_bytes(run_dir / runfiles.MANIFEST, json.dumps({"sessions": sessions} | kept, indent=1).encode())

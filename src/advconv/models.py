@@ -195,12 +195,12 @@ def reference_spec() -> NetSpec:
 
 
 def assignment9_spec() -> NetSpec:
-    """The reference's rules, laid out for speed on a CPU (configs/fast.yaml trains it).
+    """The reference's rules, laid out for speed on a CPU (the fast recipe trains it).
 
     C1 downsamples at once (little work at 32x32); the dilated conv sits inside C2's residual
     pair; depthwise-separable convs widen C3/C4 cheaply. Every stride-2 conv is a standard
     one, because on a CPU the backward pass of a strided depthwise or dilated conv costs more
-    than a standard conv with more MACs (benchmarks/results/profile_a9v1.txt).
+    than a standard conv with more MACs (measured in the project's lab).
     """
     return NetSpec(blocks=[
         _block((S, 32, 3, 2, 1, 1)),

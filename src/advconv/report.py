@@ -17,6 +17,7 @@ from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
 from .loaders import make_loaders
 from .manifest import record_outputs
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
+from . import runfiles
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -47,31 +48,31 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     picked on the test set) on the run's own split (its held-out images when it had a validation
     split, else the test set) or ``split``."""
     run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.json"
+    metrics = run_dir / runfiles.METRICS_JSON
     if not metrics.exists():
         raise CheckpointError(f"no metrics.json in {run_dir}; is it a training run directory?")
     # the data first: nothing is written without it
-    evaluation = evaluate_checkpoint(run_dir / "last.pt", data, split=split, cache_dir=cache_dir)
+    evaluation = evaluate_checkpoint(run_dir / runfiles.LAST, data, split=split, cache_dir=cache_dir)
     trained = evaluation.trained
     cfg = config_from_dict(trained.provenance["config"])
     train, _ = trained_on(trained, data, cache_dir)
     images, labels = augmented_samples(cfg, train)
-    written = [plot_curves(json.loads(metrics.read_text()), run_dir / "curves.png")]
-    written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / "augmented.png",
+    written = [plot_curves(json.loads(metrics.read_text()), run_dir / runfiles.CURVES)]
+    written.append(plot_image_grid(images, [train.classes[i] for i in labels], run_dir / runfiles.AUGMENTED,
                                    title=f"Training images as the {cfg.data.pipeline} pipeline augments them"))
-    result, test = evaluation.result, evaluation.test
+    result, test = evaluation.result, evaluation.images
     shown = SPLIT_NAMES[evaluation.split].lower()
     preds, targets = result.predictions.numpy(), result.targets.numpy()
     classes = test.classes
     wrong = sample_misclassified(preds, targets, n_misclassified)
     written.append(plot_image_grid(test.images[wrong],
                                    [f"{classes[targets[i]]} / {classes[preds[i]]}" for i in wrong],
-                                   run_dir / "misclassified.png",
+                                   run_dir / runfiles.MISCLASSIFIED,
                                    title=f"Misclassified {shown} images (true / predicted): "
                                          f"{int((preds != targets).sum())} of {len(targets)}"))
     matrix = confusion_matrix(targets, preds, len(classes))
-    written.append(plot_confusion(matrix, classes, run_dir / "confusion.png", shown))
+    written.append(plot_confusion(matrix, classes, run_dir / runfiles.CONFUSION, shown))
     per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
-    written.append(plot_per_class(per_class, classes, run_dir / "per_class.png", shown))
+    written.append(plot_per_class(per_class, classes, run_dir / runfiles.PER_CLASS, shown))
     record_outputs(written)
     return written

@@ -8,12 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import manifest
+from . import manifest, runfiles
 from .errors import CheckpointError
 from .files import atomic_write_bytes, ensure_writable_dir
-
-WEIGHTS = "model.safetensors"  # beside the checkpoints: the deployed weights, the record in model.json
-
 
 def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
     """``metrics.json`` and ``metrics.csv``: one row per finished epoch."""
@@ -23,14 +20,12 @@ def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(history)
     try:
-        atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
-        atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+        atomic_write_bytes(run_dir / runfiles.METRICS_JSON, json.dumps(history, indent=1).encode())
+        atomic_write_bytes(run_dir / runfiles.METRICS_CSV, buf.getvalue().encode())
     except OSError as exc:
         raise CheckpointError(f"cannot write metrics in {run_dir}: {exc.strerror or exc}") from exc
 
 
-TRAINING_FILES = ("last.pt", "best.pt", WEIGHTS, "model.json", "metrics.json", "metrics.csv")  # what fit writes
-TRAINED = ("last.pt", "metrics.json")  # what only a run that finished an epoch leaves
 
 
 def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False) -> None:
@@ -44,13 +39,13 @@ def prepare_run_dir(run_dir: str | Path, new_run: bool, overwrite: bool = False)
     if held and ours is None:
         raise CheckpointError(f"{run_dir} holds files that no advconv run wrote ({', '.join(held[:3])}"
                               f"{', ...' if len(held) > 3 else ''}); choose another --run_dir or an empty one")
-    trained = [name for name in TRAINED if name in held]
+    trained = [name for name in runfiles.TRAINED if name in held]
     if trained and not overwrite:
         raise CheckpointError(
             f"run directory {run_dir} already holds a run ({', '.join(trained)}); "
             f"continue it with `advconv train --resume {run_dir}`, replace it with --overwrite, "
             "or choose another --run_dir")
-    written = set(TRAINING_FILES) | set(manifest.outputs(ours)) | {manifest.MANIFEST}
+    written = set(runfiles.TRAINING) | set(manifest.outputs(ours)) | {runfiles.MANIFEST}
     try:
         for name in written & set(held):
             (run_dir / name).unlink()

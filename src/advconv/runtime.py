@@ -182,7 +182,7 @@ def channels_last_grads_right(conv: nn.Conv2d, input_shape: tuple[int, ...], rt:
     """Whether ``conv``'s weight gradient comes out in channels_last as in NCHW, under the run's
     device and precision, for one input of ``input_shape`` (C, H, W). Some torch builds get a
     dilated depthwise conv's wrong in channels_last under CPU bf16 autocast on large maps
-    (``benchmarks/dilated_depthwise_grad.py``); trying it costs milliseconds and keeps
+    (measured in the project's lab); trying it costs milliseconds and keeps
     channels_last wherever, and whenever, torch gets it right."""
     x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(rt.device)
     grads = []

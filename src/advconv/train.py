@@ -25,15 +25,17 @@ from .distill import distilled_targets
 from .errors import ConfigError, TrainingDiverged, warn
 from .finetune import StartingPoint, net_for, resolved, starting_point
 from .loaders import BatchLoader, make_loaders
-from .loops import evaluate, train_epoch
+from .loops import train_epoch
+from .scoring import evaluate
 from .manifest import describe_session, end_session, start_session
 from .models import PARAM_BUDGET, NetSpec, build_net, resolve_spec, validate_spec
 from .optim import build_ema, build_optimizer, build_scheduler
 from .rules import check_rules
-from .rundir import WEIGHTS, prepare_run_dir, write_metrics
+from .rundir import prepare_run_dir, write_metrics
 from .runtime import Runtime, channels_last_grads_right, grad_scaler, restore_rng, rng_state, set_seed
 from .summary import summarize
 from .whiten import WHITENABLE, first_conv_whitening, whiten_first_conv
+from . import runfiles
 
 
 @dataclass
@@ -53,7 +55,7 @@ class TrainResult:
 @dataclass
 class RunData:
     train_for: Callable[[int], Iterable]  # the training loader of an epoch
-    test: BatchLoader                     # what every epoch is evaluated on: test, or validation
+    eval_loader: BatchLoader              # what every epoch is scored on: the test set, or the validation split
     split: str                            # "test" or "val": metrics columns and log lines say which
     record: InferenceRecord
     sizes: tuple[int, int]                # training and evaluated images
@@ -130,7 +132,7 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
         epoch += 1
         result = None
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            result = rt.on_main(evaluate, deployed, data.test, rt, cfg.tta, cfg.tta_shift)
+            result = rt.on_main(evaluate, deployed, data.eval_loader, rt, cfg.tta_flip, cfg.tta_shift)
             say(result.line(SPLIT_NAMES[data.split]))
         now = time.perf_counter()
         row = {
@@ -237,7 +239,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
                           f"of batch_size {cfg.batch_size} (the last, partial batch of an epoch is dropped); "
                           f"use --batch_size {max(1, share)} or less")
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
-                             tta=cfg.tta, tta_shift=cfg.tta_shift)
+                             tta_flip=cfg.tta_flip, tta_shift=cfg.tta_shift)
     filters = first_conv_whitening(train, stats, spec.blocks[0]) if cfg.optim.whiten else None
     return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, described, filters,
                    [n for n in notes if n])
@@ -331,7 +333,7 @@ def wrap_for_training(model: nn.Module, cfg: Config, rt: Runtime) -> nn.Module:
 
 def diverged(exc: TrainingDiverged, epoch: int, run_dir: Path) -> TrainingDiverged:
     """The divergence in words a user can act on: which epoch, and what is kept."""
-    kept = run_dir / "last.pt"
+    kept = run_dir / runfiles.LAST
     return TrainingDiverged(
         f"training stopped in epoch {epoch + 1}: {exc}. Lower the learning rate or check the data; "
         + (f"the last good checkpoint {kept} (epoch {epoch}) is kept." if kept.exists() else
@@ -341,10 +343,10 @@ def diverged(exc: TrainingDiverged, epoch: int, run_dir: Path) -> TrainingDiverg
 def save_run(run_dir: Path, checkpoint: Checkpoint, improved: bool) -> None:
     """``last.pt`` (and ``best.pt`` when the evaluated accuracy improved), the deployed weights
     as ``model.safetensors``, then the metrics files."""
-    save_checkpoint(run_dir / "last.pt", checkpoint)
+    save_checkpoint(run_dir / runfiles.LAST, checkpoint)
     if improved:
-        save_checkpoint(run_dir / "best.pt", checkpoint)
+        save_checkpoint(run_dir / runfiles.BEST, checkpoint)
     provenance = {"epoch": checkpoint.epoch, "epochs": checkpoint.config["epochs"],
                   "metrics": checkpoint.history[-1], "config": checkpoint.config, "data": checkpoint.data}
-    save_weights(run_dir / WEIGHTS, checkpoint.deployed, checkpoint.record, provenance)
+    save_weights(run_dir / runfiles.WEIGHTS, checkpoint.deployed, checkpoint.record, provenance)
     write_metrics(run_dir, checkpoint.history)
