@@ -11,6 +11,8 @@ from advconv.distill import distilled_targets, teacher_probabilities
 from advconv.errors import ConfigError
 from advconv.hub import load_model
 from advconv.runtime import Runtime
+from advconv import train
+from advconv.loaders import make_loaders
 from advconv.train import fit
 
 from .conftest import tiny_config
@@ -54,11 +56,20 @@ def test_the_cache_is_used_and_a_new_teacher_or_new_images_miss_it(checkpoint, t
 
 
 @pytest.mark.parametrize("pipeline", ["batched", "albumentations"])
-def test_a_student_trains_on_the_teachers_targets(make_config, checkpoint, pipeline):
-    lines = []
+def test_a_student_trains_on_the_teachers_targets(make_config, checkpoint, pipeline, monkeypatch):
+    lines, given = [], []
+
+    def loaders_seeing_the_targets(*args):
+        given.append(args[-1])  # the training targets handed to the loaders
+        return make_loaders(*args)
+
+    monkeypatch.setattr(train, "make_loaders", loaders_seeing_the_targets)
     result = fit(make_config(teacher=str(checkpoint), pipeline=pipeline, epochs=2), log=lines.append, progress=False)
     assert np.isfinite(result.history[-1]["train_loss"])
     assert any(line.startswith("note: distilling from") for line in lines)
+    (targets,) = given
+    assert targets is not None and targets.ndim == 2 and torch.allclose(targets.sum(1), torch.ones(len(targets)))
+    assert ((targets > 0) & (targets < 1)).any(1).all()  # soft: the teacher's share beside each label
 
 
 def test_a_teacher_that_saw_the_validation_split_is_refused(tmp_path, image_folder, checkpoint):

@@ -35,3 +35,6 @@ def test_gradcam_overlays_have_image_shape(checkpoint):
     images = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
     overlays = gradcam_overlays(model, images, [0, 1, 2], record.stats)
     assert overlays.shape == (3, 32, 32, 3) and overlays.dtype == np.uint8
+    assert not np.array_equal(overlays, images)  # a heatmap is blended on
+    other_class = gradcam_overlays(model, images, [1, 2, 0], record.stats)
+    assert not np.array_equal(overlays, other_class)  # and it is the named class's

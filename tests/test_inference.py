@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 from advconv.cli import main
-from advconv.data import ChannelStats
-from advconv.inference import predict_files, preprocess
+from advconv.data import ChannelStats, decode_image
+from advconv.hub import load_model
+from advconv.inference import predict, predict_files, preprocess
 
 from .conftest import net_and_record
 
@@ -23,6 +24,12 @@ def test_predict_any_size_and_format(checkpoint, tmp_path, capsys):
     assert all(p.top[0][1] >= p.top[1][1] for p in predictions)
     assert main(["predict", "--checkpoint", str(checkpoint), str(big)]) == 0
     assert f"{big}: " in capsys.readouterr().out
+    # a file is seen as training sees its images: decoded and resized to the net's input, as data does it
+    trained = load_model(checkpoint)
+    small = np.array(decode_image(big, big.name, trained.record.input_size))
+    (as_array,) = predict(trained, small, top_k=2)
+    assert [c for c, _ in predictions[0].top] == [c for c, _ in as_array.top]
+    assert np.allclose([p for _, p in predictions[0].top], [p for _, p in as_array.top], atol=1e-6)
 
 
 def test_predict_unreadable_file(checkpoint, tmp_path, capsys):

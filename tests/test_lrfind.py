@@ -43,6 +43,8 @@ def test_the_api_takes_a_config_and_starting_weights(make_config, tmp_path):
     test = advconv.lr_find(make_config(), output=tmp_path / "f.png", steps=12, pretrained="stem8.default",
                            progress=False)
     assert len(test.lrs) >= 2 and (tmp_path / "f.png").exists()
+    scratch = advconv.lr_find(make_config(), output=None, steps=12, model="stem8", progress=False)
+    assert test.losses[0] != scratch.losses[0]  # the same net, seed and first batch: only the weights differ
 
 
 def test_a_set_too_small_for_the_steps_says_so_and_writes_nothing(make_config, tmp_path, capsys, monkeypatch):

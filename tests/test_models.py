@@ -93,7 +93,8 @@ def test_residual_must_keep_shape():
     good = spec_dict(conv_type=["standard", "standard", "dilated"], out_channels=[8, 8, 8],
                      kernel_size=[3, 3, 3], stride=[2, 1, 1], padding=[1, 1, 2], dilation=[1, 1, 2])
     good["blocks"][0]["residual"] = [1, 3]
-    assert create_model(good)
+    skips = [m for m in create_model(good).modules() if isinstance(m, Residual)]
+    assert len(skips) == 1 and len(list(skips[0].body.children())) == 2  # layers 1 and 2 in one skip
     bad = spec_dict(conv_type=["standard", "standard"], out_channels=[8, 16], kernel_size=[3, 3],
                     stride=[1, 1], padding=[1, 1], dilation=[1, 1])
     bad["blocks"][0]["residual"] = [1, 2]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 
 from .errors import ConfigError
 from .evaluation import evaluate_checkpoint
@@ -46,6 +45,8 @@ class Comparison:
 def mcnemar_p(only_first: int, only_second: int) -> float:
     """Two-sided exact McNemar p-value from the two discordant counts."""
     disagreements = only_first + only_second
+    from scipy.stats import binomtest  # here, not at import: scipy.stats costs advconv's start-up a fraction of a second
+
     return 1.0 if disagreements == 0 else float(binomtest(only_first, disagreements, 0.5).pvalue)
 
 

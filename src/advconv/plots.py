@@ -5,21 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .files import atomic_write
 
-from .files import atomic_write  # noqa: E402
+
+def _subplots(*grid: int, figsize: tuple[float, float]):
+    """A figure of its own (no pyplot, no screen) and its axes; matplotlib is imported here, when a
+    figure is drawn, so that importing advconv does not pay for it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid)
 
 
 def _save(fig, path: str | Path) -> Path:
     fig.tight_layout()
-    try:
-        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
@@ -28,7 +30,7 @@ def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
     split = "val" if "val_acc" in history[0] else "test"
     epochs = [h["epoch"] for h in history]
     tested = [h for h in history if h[f"{split}_acc"] is not None]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = _subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax_loss.plot([h["epoch"] for h in tested], [h[f"{split}_loss"] for h in tested], label=split)
     ax_loss.set(title="Loss", xlabel="epoch")
@@ -47,7 +49,7 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path,
                     title: str | None = None) -> Path:
     """Images (N, H, W, 3 uint8) in a grid, each with its title (e.g. 'true / predicted')."""
     rows = max(1, -(-len(images) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.2))
+    fig, axes = _subplots(rows, cols, figsize=(cols * 2, rows * 2.2))
     if title:
         fig.suptitle(title)
     for ax in np.atleast_1d(axes).ravel():
@@ -59,7 +61,7 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path,
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _subplots(figsize=(7, 6))
     im = ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -74,7 +76,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
 
 
 def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = _subplots(figsize=(8, 3.5))
     ax.bar(classes, accuracy, color="tab:blue")
     for i, a in enumerate(accuracy):
         ax.text(i, a + 0.5, f"{a:.1f}", ha="center", fontsize=8)
@@ -86,7 +88,7 @@ def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str 
 def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], suggestion: float,
                   path: str | Path) -> Path:
     """A range test's loss against the learning rate (log scale), with the suggested peak."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _subplots(figsize=(7, 4))
     ax.plot(lrs, losses, color="tab:blue", alpha=0.3, lw=0.8, label="loss")
     ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
     ax.axvline(suggestion, color="tab:red", ls="--", lw=1, label=f"suggested peak {suggestion:.3g}")
