@@ -28,11 +28,18 @@ def test_the_suggestion_is_a_tenth_of_the_smoothed_minimum_at_the_configured_bat
     assert "multiplies --lr by 0.5" in " ".join(halved.lines())
 
 
+def test_a_curve_that_never_turns_up_gives_no_number():
+    flat = RangeTest([0.01, 0.1, 1.0, 10.0], [2.0, 1.9, 1.9, 1.8], [2.0, 1.95, 1.9, 1.85], "reached end_lr 10")
+    assert flat.suggestion is None
+    said = "\n".join(flat.lines())
+    assert "no suggestion" in said and "--lr" not in said
+
+
 def test_lr_find_writes_its_figure_and_prints_the_rule(make_config, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = make_config(batch_size=8, min_steps=0)
     assert main(["lr-find", "--data", cfg.data.path, "--cache_dir", cfg.data.cache_dir, "--batch_size", "8",
-                 "--min_steps", "0", "--pipeline", "batched", "--steps", "20", "--no-progress"]) == 0
+                 "--min_steps", "0", "--pipeline", "batched", "--steps", "20", "--end_lr", "1e4", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "suggested peak lr for one-cycle: --lr" in out and "a tenth of the lr at the smoothed loss's minimum" in out
     assert (tmp_path / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -56,7 +56,7 @@ def lr_find(config: str | Path | Config | None = None, *, output: str | Path | N
             progress: bool = True,
             **overrides: Any) -> RangeTest:
     """The learning-rate range test on the net, data and optimizer ``fit`` would train with the same
-    arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for one-cycle."""
+    arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for one-cycle, or None where the curve cannot place one."""
     test = lr_range_test(_config(config, overrides), steps, start_lr, end_lr, progress)
     if output is not None:
         plot_lr_range(test.lrs, test.losses, test.smoothed, test.suggestion, output)

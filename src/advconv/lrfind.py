@@ -5,7 +5,9 @@ learning rate growing exponentially from ``start_lr`` to ``end_lr``; the loss is
 exponential average, bias-corrected) and the test stops once it has risen far above its best.
 The suggestion is a tenth of the learning rate at the smoothed loss's minimum: at the minimum
 itself the loss is already about to blow up, and one-cycle spends its middle steps near the
-peak. torch-lr-finder does the same test on a plain DataLoader and optimizer; this one runs
+peak. It is given only where the curve turns (past its lowest point the smoothed loss climbs
+back above where it started): a curve that stays low to the ramp's end, as Muon's does, marks
+no turn, and the test says so instead of giving a number. torch-lr-finder does the same test on a plain DataLoader and optimizer; this one runs
 through advconv's own pipelines, precision context and Muon groups, which that one cannot.
 """
 
@@ -41,21 +43,40 @@ class RangeTest:
     smoothed: list[float]
     stopped: str            # why the test ended
     rescaled: float = 1.0   # optim.lr as configured, per lr of the batch that ran (a small set's is smaller)
+    diverged: bool = False  # stopped because the loss blew up before end_lr
+
+    @property
+    def lowest(self) -> int:
+        """The step at which the smoothed loss is lowest."""
+        return min(range(len(self.smoothed)), key=self.smoothed.__getitem__)
 
     @property
     def minimum(self) -> float:
         """The lr at the smoothed loss's lowest point."""
-        return self.lrs[min(range(len(self.smoothed)), key=self.smoothed.__getitem__)]
+        return self.lrs[self.lowest]
 
     @property
-    def suggestion(self) -> float:
-        """The peak lr to configure (``--lr``): at the configured batch, as a run rescales it."""
-        return self.minimum / 10 * self.rescaled
+    def turned(self) -> bool:
+        """Whether the curve shows where training breaks: past its lowest point the smoothed loss
+        climbs back above where it started (or blows up). A curve that stays low to the ramp's end
+        (Muon steps the filters at a fixed size) has a lowest point that marks no such turn."""
+        return self.diverged or max(self.smoothed[self.lowest:]) > self.smoothed[0]
+
+    @property
+    def suggestion(self) -> float | None:
+        """The peak lr to configure (``--lr``), at the configured batch as a run rescales it; None
+        where the loss never turned up (a flat curve, as Muon's fixed-size filter steps give): its
+        lowest point then says nothing about where training breaks (``turned``)."""
+        return self.minimum / 10 * self.rescaled if self.turned else None
 
     def lines(self) -> list[str]:
         lines = [f"range test: {len(self.lrs)} steps from lr {self.lrs[0]:.3g} to {self.lrs[-1]:.3g}; {self.stopped}",
-                 f"smoothed loss lowest at lr {self.minimum:.3g}",
-                 f"suggested peak lr for one-cycle: --lr {self.suggestion:.3g} ({RULE})"]
+                 f"smoothed loss lowest at lr {self.minimum:.3g}"]
+        if self.suggestion is None:
+            return lines + ["no suggestion: past its lowest point the loss never climbs back above where it started, "
+                            "so this curve cannot place one-cycle's peak; keep the recipe's lr, or compare short "
+                            "runs on a validation split (--val_split)"]
+        lines.append(f"suggested peak lr for one-cycle: --lr {self.suggestion:.3g} ({RULE})")
         if self.rescaled != 1:
             lines[-1] += (f"; this set trains at a smaller batch than configured, where a run multiplies "
                           f"--lr by {1 / self.rescaled:.3g}")
@@ -96,7 +117,7 @@ def lr_range_test(cfg: Config, steps: int = STEPS, start_lr: float = START_LR, e
         try:
             _, loss = train_step(model, x.to(rt.device), y.to(rt.device), optimizer, loss_fn, rt, scaler, step)
         except TrainingDiverged:
-            test.stopped = f"stopped at lr {lr:.3g}: the loss is no longer finite"
+            test.stopped, test.diverged = f"stopped at lr {lr:.3g}: the loss is no longer finite", True
             break
         average = SMOOTHING * average + (1 - SMOOTHING) * loss.item()
         smoothed = average / (1 - SMOOTHING ** (step + 1))
@@ -105,7 +126,7 @@ def lr_range_test(cfg: Config, steps: int = STEPS, start_lr: float = START_LR, e
         test.smoothed.append(smoothed)
         best = min(best, smoothed)
         if smoothed > DIVERGED * best:
-            test.stopped = f"stopped at lr {lr:.3g}: the smoothed loss rose to {DIVERGED:g}x its best"
+            test.stopped, test.diverged = f"stopped at lr {lr:.3g}: the smoothed loss rose to {DIVERGED:g}x its best", True
             break
     if len(test.lrs) < 2:
         raise ConfigError(f"the loss diverged at the first steps, from lr {start_lr:g}: give a lower --start_lr")

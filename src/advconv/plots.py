@@ -85,13 +85,14 @@ def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str 
     return _save(fig, path)
 
 
-def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], suggestion: float,
-                  path: str | Path) -> Path:
-    """A range test's loss against the learning rate (log scale), with the suggested peak."""
+def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+                  suggestion: float | None, path: str | Path) -> Path:
+    """A range test's loss against the learning rate (log scale), with the suggested peak if any."""
     fig, ax = _subplots(figsize=(7, 4))
     ax.plot(lrs, losses, color="tab:blue", alpha=0.3, lw=0.8, label="loss")
     ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
-    ax.axvline(suggestion, color="tab:red", ls="--", lw=1, label=f"suggested peak {suggestion:.3g}")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", ls="--", lw=1, label=f"suggested peak {suggestion:.3g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="Learning-rate range test")
     low, high = min(smoothed), max(smoothed[0], min(smoothed) * 2)
     ax.set_ylim(low - 0.1 * (high - low), high + 0.2 * (high - low))
