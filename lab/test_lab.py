@@ -11,8 +11,9 @@ import pytest
 from advconv import recipes
 from advconv.api import resolve_model
 from advconv.config import load_config, parse_yaml, validate_config
-from advconv.models import resolve_spec, validate_spec
-from advconv.rules import check_rules
+from advconv.nets.models import validate_spec
+from advconv.nets.rules import check_rules
+from advconv.nets.specs import resolve_spec
 
 LAB = Path(__file__).resolve().parent
 REPO = LAB.parent

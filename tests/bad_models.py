@@ -3,7 +3,8 @@
 from torch import nn
 from torch.nn import functional as F
 
-from advconv.models import NetSpec, _block, build_net
+from advconv.nets.models import build_net
+from advconv.nets.specs import NetSpec, _block
 
 
 def with_maxpool() -> nn.Module:

@@ -71,7 +71,7 @@ def make_config(tmp_path, image_folder):
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, image_folder) -> Path:
     """A run trained for 2 epochs on the tiny dataset, shared by the tests that use a trained net."""
-    from advconv.train import fit
+    from advconv.training.train import fit
 
     tmp = tmp_path_factory.mktemp("trained")
     fit(tiny_config(tmp, image_folder, epochs=2), progress=False)
@@ -79,7 +79,7 @@ def checkpoint(tmp_path_factory, image_folder) -> Path:
 
 
 def net_and_record(path: Path):
-    from advconv.hub import load_model
+    from advconv.trained.hub import load_model
 
     trained = load_model(path)
     return trained.net, trained.record

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import torch
-
 from conftest import tiny_config  # torchrun puts this folder first on sys.path
 
-from advconv import loops, train
-from advconv.checkpoint import CheckpointError
 from advconv.errors import AdvconvError
 from advconv.runtime import Runtime
+from advconv.trained.checkpoint import CheckpointError
+from advconv.training import loops, train
 
 data, workdir = Path(sys.argv[1]), Path(sys.argv[2])
 fault = sys.argv[3] if len(sys.argv) > 3 else None

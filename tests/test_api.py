@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import advconv
-from advconv.hub import TrainedModel
+from advconv.trained.hub import TrainedModel
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from advconv.blocks import (
-    DepthwiseSeparableConv,
-    GlobalAvgPool,
-    SpatiallySeparableConv,
-    conv_norm_act,
-    create_conv2d,
-    get_conv_block,
-    norm_layer,
-)
+from advconv.nets.blocks import (DepthwiseSeparableConv, GlobalAvgPool, SpatiallySeparableConv, conv_norm_act,
+                                 create_conv2d, get_conv_block, norm_layer)
 
 
 def n_params(module: nn.Module) -> int:

@@ -13,7 +13,7 @@ from advconv import cli
     (["--config", "configs/fast.yaml"], "config"), (["--overwrite"], "overwrite"),
 ])
 def test_resume_refuses_any_other_setting(tmp_path, make_config, capsys, extra, named):
-    from advconv.train import fit
+    from advconv.training.train import fit
 
     fit(make_config(epochs=1), progress=False)
     before = (tmp_path / "run" / "last.pt").read_bytes()
@@ -24,8 +24,8 @@ def test_resume_refuses_any_other_setting(tmp_path, make_config, capsys, extra, 
 
 
 def test_resume_of_a_finished_run_changes_nothing(tmp_path, make_config, capsys):
-    from advconv.checkpoint import load_checkpoint
-    from advconv.train import fit
+    from advconv.trained.checkpoint import load_checkpoint
+    from advconv.training.train import fit
 
     fit(make_config(epochs=1), progress=False)
     before = load_checkpoint(tmp_path / "run")

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from advconv.cli import main
-from advconv.compare import mcnemar_p, paired
-from advconv.scoring import EvalResult
-from advconv.train import fit
+from advconv.trained.compare import mcnemar_p, paired
+from advconv.trained.scoring import EvalResult
+from advconv.training.train import fit
 
 
 def result(predictions: list[int], targets: list[int]) -> EvalResult:

@@ -2,11 +2,9 @@ import re
 
 import pytest
 
-from advconv.cli import build_parser
-from advconv.config import (RENAMED, SETTINGS, Config, ConfigError, config_from_dict, load_config,
-                            read_config_file)
-
 from advconv import recipes
+from advconv.cli import build_parser
+from advconv.config import RENAMED, SETTINGS, Config, ConfigError, config_from_dict, load_config, read_config_file
 
 
 def cli_overrides(args: list[str]) -> dict:
@@ -69,7 +67,8 @@ def test_dict_round_trip():
 @pytest.mark.parametrize("name", recipes.names())
 def test_shipped_recipes_hold_what_their_files_say_and_describe_a_net_that_builds(name):
     from advconv.config import validate_config
-    from advconv.models import resolve_spec, validate_spec
+    from advconv.nets.models import validate_spec
+    from advconv.nets.specs import resolve_spec
 
     def written(fields: dict, prefix: str = ""):  # every field as the file (and its bases) writes it
         for key, value in fields.items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from advconv.cli import main
-from advconv.data import DataError, channel_stats, load_dataset
+from advconv.data.datasets import DataError, channel_stats, load_dataset
 
 from .conftest import make_image_folder
 
@@ -52,7 +52,7 @@ def test_an_empty_class_folder_is_an_error_not_a_class_dropped(tmp_path, capsys,
 
 
 def test_a_fraction_holds_out_that_share_of_the_training_images():
-    from advconv.data import ArrayDataset, hold_out
+    from advconv.data.datasets import ArrayDataset, hold_out
 
     data = ArrayDataset(np.zeros((50, 4, 4, 3), np.uint8), np.arange(50) % 5, tuple("abcde"))
     rest, held = hold_out(data, 0.2)
@@ -70,7 +70,7 @@ def test_tarball_and_cache(tmp_path, monkeypatch):
     train, test = load_dataset(archive, tmp_path / "cache")
     assert train.images.shape == (12, 32, 32, 3) and test.labels.tolist() == [0, 0, 1, 1, 2, 2]
     # the second load comes from the .npz cache: no image is decoded again
-    monkeypatch.setattr("advconv.data.decode_image", lambda *a, **k: pytest.fail("decoded twice"))
+    monkeypatch.setattr("advconv.data.datasets.decode_image", lambda *a, **k: pytest.fail("decoded twice"))
     again, _ = load_dataset(archive, tmp_path / "cache")
     assert np.array_equal(again.images, train.images)
 
@@ -93,7 +93,7 @@ def test_channel_stats_match_numpy():
 
 
 def test_hold_out_is_disjoint_and_fixed():
-    from advconv.data import ArrayDataset, hold_out
+    from advconv.data.datasets import ArrayDataset, hold_out
 
     data = ArrayDataset(np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, -1), np.arange(20) % 4,
                         tuple("abcd"))

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from advconv.checkpoint import load_checkpoint
+from advconv.trained.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advconv.demo import (MAX_FILES, SAMPLES, SHOWN, classify, gradcam, load_demo, misclassified, model_card,
-                          read_image, top_k)
-from advconv.inference import predict_files
+from advconv.page.demo import (MAX_FILES, SAMPLES, SHOWN, classify, gradcam, load_demo, misclassified, model_card,
+                               read_image, top_k)
+from advconv.trained.inference import predict_files
 
 SHIPPED = "stem8.default"
 LABELLED = Path(__file__).parent / "data" / "cifar10"  # two CIFAR-10 test images per class, by class folder
@@ -58,7 +58,7 @@ def test_classify_answers_a_bad_upload_on_the_page_and_reads_the_rest(demo, tmp_
 
 
 def test_misclassified_images_are_the_ones_evaluate_gets_wrong(demo):
-    from advconv.evaluation import evaluate_checkpoint
+    from advconv.trained.evaluation import evaluate_checkpoint
 
     scored = evaluate_checkpoint(SHIPPED, LABELLED).result
     wrong = int((scored.predictions != scored.targets).sum())
@@ -105,7 +105,7 @@ def free_port() -> int:
 def page(demo):
     from playwright.sync_api import sync_playwright
 
-    from advconv.demo import build_app
+    from advconv.page.demo import build_app
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from advconv.data import load_dataset
-from advconv.distill import distilled_targets, teacher_probabilities
+from advconv.data.datasets import load_dataset
+from advconv.data.loaders import make_loaders
 from advconv.errors import ConfigError
-from advconv.hub import load_model
 from advconv.runtime import Runtime
-from advconv import train
-from advconv.loaders import make_loaders
-from advconv.train import fit
+from advconv.trained.hub import load_model
+from advconv.training import train
+from advconv.training.distill import distilled_targets, teacher_probabilities
+from advconv.training.train import fit
 
 from .conftest import tiny_config
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from advconv.cli import main
-from advconv.data import hold_out, load_dataset
-from advconv.evaluation import held_out_for
-from advconv.hub import load_model
-from advconv.loaders import BatchLoader
-from advconv.scoring import evaluate
-from advconv.train import fit
+from advconv.data.datasets import hold_out, load_dataset
+from advconv.data.loaders import BatchLoader
+from advconv.trained.evaluation import held_out_for
+from advconv.trained.hub import load_model
+from advconv.trained.scoring import evaluate
+from advconv.training.train import fit
 
 
 def test_a_run_with_a_validation_split_is_scored_on_the_images_it_held_out(tmp_path, make_config):
@@ -62,9 +62,9 @@ def test_a_copied_run_asks_for_its_data_and_caches_on_this_machine(tmp_path, ima
 
 def test_a_validation_split_runs_figures_show_its_held_out_images(tmp_path, make_config):
     from advconv.errors import ConfigError
-    from advconv.evaluation import evaluate_checkpoint
-    from advconv.explain import explain_images
-    from advconv.report import plot_run
+    from advconv.trained.evaluation import evaluate_checkpoint
+    from advconv.trained.explain import explain_images
+    from advconv.trained.report import plot_run
 
     fit(make_config(epochs=1, val_split=40), progress=False)
     run = tmp_path / "run"
@@ -95,9 +95,9 @@ def test_a_runs_weights_record_their_data_and_a_matching_test_set_is_named(tmp_p
     assert "should reproduce" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("tag", __import__("advconv.hub").hub.shipped_tags())
+@pytest.mark.parametrize("tag", __import__("advconv.trained.hub").trained.hub.shipped_tags())
 def test_shipped_weights_say_which_data_they_will_score_without_data(tag, capsys, monkeypatch):
-    from advconv.evaluation import data_of
+    from advconv.trained.evaluation import data_of
 
     monkeypatch.setattr("advconv.errors._told", set())  # each case may say it anew
 
@@ -112,9 +112,9 @@ def test_shipped_weights_say_which_data_they_will_score_without_data(tag, capsys
 
 @pytest.mark.slow
 def test_the_shipped_weights_test_split_digest_is_the_tarballs(shared_tarball):
-    from advconv.data import load_labelled, split_digest
+    from advconv.data.datasets import load_labelled, split_digest
 
-    for tag in __import__("advconv.hub").hub.shipped_tags():
+    for tag in __import__("advconv.trained.hub").trained.hub.shipped_tags():
         trained = load_model(tag)
         test = load_labelled(shared_tarball, trained.record.classes)
         assert split_digest(test) == trained.provenance["data"]["test_digest"], tag

@@ -11,8 +11,8 @@ from .conftest import net_and_record
 def test_gradcam_grid(checkpoint, tmp_path):
     from PIL import Image
 
-    from advconv.evaluation import evaluate_checkpoint
-    from advconv.explain import explain_images
+    from advconv.trained.evaluation import evaluate_checkpoint
+    from advconv.trained.explain import explain_images
 
     shown = explain_images(checkpoint, indices=[0, 5])
     evaluation = evaluate_checkpoint(checkpoint)
@@ -29,7 +29,7 @@ def test_gradcam_grid(checkpoint, tmp_path):
 
 
 def test_gradcam_overlays_have_image_shape(checkpoint):
-    from advconv.explain import gradcam_overlays
+    from advconv.trained.explain import gradcam_overlays
 
     model, record = net_and_record(checkpoint)
     images = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)

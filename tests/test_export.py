@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from advconv.blocks import ACTIVATIONS
 from advconv.cli import main
-from advconv.export import export_model
-from advconv.hub import create_model
+from advconv.nets.blocks import ACTIVATIONS
+from advconv.trained.export import export_model
+from advconv.trained.hub import create_model
 
 from .conftest import net_and_record
 
@@ -63,7 +63,7 @@ def test_torchscript_export_matches_pytorch(checkpoint, tmp_path, capsys):
 def test_onnx_export_with_test_time_views_matches_pytorch(checkpoint, tmp_path, capsys):
     import onnxruntime as ort
 
-    from advconv.views import TestTimeViews
+    from advconv.trained.views import TestTimeViews
 
     model, record = net_and_record(checkpoint)
     assert record.tta_flip  # the tiny run evaluates with flip views, as the shipped configs do

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import advconv
-from advconv.checkpoint import load_checkpoint
 from advconv.cli import main
 from advconv.errors import ConfigError
-from advconv.finetune import without_head
-from advconv.hub import create_model, load_matching, load_model
-from advconv.train import fit
+from advconv.trained.checkpoint import load_checkpoint
+from advconv.trained.hub import create_model, load_matching, load_model
+from advconv.training.finetune import without_head
+from advconv.training.train import fit
 
 SHIPPED = "stem8.default"  # 10 classes; the tiny data set has 3
 

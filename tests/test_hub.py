@@ -15,8 +15,8 @@ import torch
 import advconv
 from advconv.cli import main
 from advconv.errors import ConfigError
-from advconv.hub import SHIPPED, architecture_of, create_model, load_model, resolve_model, shipped_tags
-from advconv.models import MODELS
+from advconv.nets.specs import MODELS
+from advconv.trained.hub import SHIPPED, architecture_of, create_model, load_model, resolve_model, shipped_tags
 
 DATA = Path(__file__).parent / "data"
 IMAGES = sorted((DATA / "cifar10").glob("*/*.jpg"))  # two CIFAR-10 test images of each class

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from advconv.cli import main
-from advconv.data import ChannelStats, decode_image
-from advconv.hub import load_model
-from advconv.inference import predict, predict_files, preprocess
+from advconv.data.datasets import ChannelStats, decode_image
+from advconv.trained.hub import load_model
+from advconv.trained.inference import predict, predict_files, preprocess
 
 from .conftest import net_and_record
 
@@ -46,7 +46,7 @@ def test_preprocess_matches_training_normalization():
 
 
 def test_predict_applies_the_runs_test_time_views(checkpoint, tmp_path):
-    from advconv.inference import with_views
+    from advconv.trained.inference import with_views
 
     path = tmp_path / "img.png"
     image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)

@@ -2,23 +2,69 @@
 
 import ast
 import re
+from pathlib import Path
 
 from advconv.config import SETTINGS
 
 from .conftest import REPO
 
 PACKAGE = REPO / "src" / "advconv"
+FOUNDATION = {"config", "errors", "files", "runtime", "recipes"}  # any part may use these; they use only each other
+USES = {  # each folder, and the folders it may import: none imports one that uses it
+    "nets": set(), "data": set(), "trained": {"nets", "data"}, "training": {"nets", "data", "trained"},
+    "page": {"nets", "data", "trained"}, "": {"nets", "data", "trained", "training", "page"},  # api, cli
+}
+
+
+def modules() -> dict[str, Path]:
+    """Every module by its dotted name under advconv ("nets.blocks", "config", "recipes")."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:
+            found[name] = path
+    return found
 
 
 def imports_within_the_package() -> dict[str, set[str]]:
-    graph = {}
-    for path in PACKAGE.glob("*.py"):
+    """Each module and the package's modules it imports, at its top or inside a function."""
+    known, graph = modules(), {}
+    for name, path in known.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
-        graph[path.stem] = {m for m in found if (PACKAGE / f"{m}.py").exists()} - {path.stem}
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - node.level + 1]
+                stem = ".".join(base + ([node.module] if node.module else []))
+                candidates = [f"{stem}.{a.name}".strip(".") for a in node.names] + [stem]
+                found |= {c for c in candidates if c in known}
+        graph[name] = found - {name}
     return graph
+
+
+def folder_of(module: str) -> str:
+    """The folder a module sits in ("" for the top: the API, the command and the foundation)."""
+    head = module.split(".")[0]
+    return head if head in USES else ""
+
+
+def test_each_folder_imports_only_the_folders_it_builds_on():
+    wrong = []
+    for module, deps in imports_within_the_package().items():
+        for dep in deps:
+            if dep.split(".")[0] in FOUNDATION or folder_of(dep) == folder_of(module):
+                allowed = module.split(".")[0] not in FOUNDATION or dep.split(".")[0] in FOUNDATION
+            else:
+                allowed = module.split(".")[0] not in FOUNDATION and folder_of(dep) in USES[folder_of(module)]
+            if not allowed:
+                wrong.append(f"{module} imports {dep}")
+    assert wrong == []
+
+
+def test_using_a_trained_net_never_imports_training():
+    graph = imports_within_the_package()
+    assert not [m for m in graph if m.startswith("trained.") and any(d.startswith("training") for d in graph[m])]
 
 
 def test_the_import_graph_has_no_cycle():
@@ -40,13 +86,16 @@ def test_the_import_graph_has_no_cycle():
 
 def test_the_architecture_page_names_only_what_exists():
     text = (REPO / "docs" / "architecture.md").read_text()
-    modules = set(re.findall(r"`(\w+)\.py`", text))
-    assert modules == {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}  # every module, and no other
+    named = set(re.findall(r"`((?:\w+/)?\w+)\.py`", text)) - {"tests/test_layout"}
+    files = {str(p.relative_to(PACKAGE).with_suffix("")) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert named == files  # every module, and no other
+    known = modules()
     for module, name in re.findall(r"\b([a-z_]+)\.([A-Za-z_]+)\b", text):
-        if name in ("py", "json", "pt", "md") or f"{module}.{name}" in SETTINGS:  # a file, or a config field
+        if name in ("py", "json", "pt", "md", "yaml") or f"{module}.{name}" in SETTINGS:  # a file, or a config field
             continue
-        if (PACKAGE / f"{module}.py").exists():
-            source = (PACKAGE / f"{module}.py").read_text()
+        home = next((m for m in known if m.split(".")[-1] == module), None)
+        if home is not None:
+            source = known[home].read_text()
             assert re.search(rf"^(def|class) {name}\b|^{name}\b[^=\n]*=", source, re.M), f"{module}.{name}"
 
 
@@ -103,11 +152,12 @@ def test_every_file_a_page_names_exists():
 
 
 def test_every_shipped_tag_a_page_names_is_shipped():
-    from advconv.hub import shipped_tags
-    from advconv.models import MODELS
+    """Or was shipped under that name: a tag whose recipe was renamed still loads."""
+    from advconv.nets.specs import MODELS
+    from advconv.trained.hub import is_shipped
 
     files = ("py", "yaml", "json", "safetensors", "int8", "onnx", "pt", "ipynb", "log", "png", "csv", "md")
     unknown = [f"{page.name}: {arch}.{recipe}" for page in PAGES
                for arch, recipe in re.findall(r"\b([a-z0-9_]+)\.([a-z0-9_]+)\b", page.read_text())
-               if arch in MODELS and recipe not in files and f"{arch}.{recipe}" not in shipped_tags()]
+               if arch in MODELS and recipe not in files and not is_shipped(f"{arch}.{recipe}")]
     assert unknown == []

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from advconv.config import SETTINGS, AlbumentationsConfig, AugmentConfig, BatchedConfig, load_config
-from advconv.data import ArrayDataset, ChannelStats
-from advconv.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform, make_loaders
+from advconv.data.datasets import ArrayDataset, ChannelStats
+from advconv.data.loaders import AlbumentationsDataset, BatchLoader, albumentations_transform, make_loaders
 
 STATS = ChannelStats((0.5,) * 3, (0.25,) * 3)
 
@@ -66,7 +66,7 @@ def test_alternating_flip_mirrors_each_image_every_other_epoch(pipeline):
 
 
 def test_albumentations_batches_match_the_test_loader_without_augmentation():
-    from advconv.loaders import Normalized
+    from advconv.data.loaders import Normalized
 
     images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
     data = ArrayDataset(images, np.arange(4), tuple("abcd"))
@@ -82,7 +82,7 @@ def test_albumentations_batches_match_the_test_loader_without_augmentation():
 
 
 def test_loader_workers_follow_the_cpu_count():
-    from advconv.loaders import loader_workers
+    from advconv.data.loaders import loader_workers
 
     assert loader_workers(3, cpus=2) == 3  # as configured
     assert loader_workers(None, cpus=2) == 0 and loader_workers(None, cpus=1) == 0
@@ -91,7 +91,7 @@ def test_loader_workers_follow_the_cpu_count():
 
 def test_each_rank_draws_its_own_albumentations_augmentation():
     from advconv.config import load_config
-    from advconv.loaders import make_loaders
+    from advconv.data.loaders import make_loaders
 
     image = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
     same = ArrayDataset(image.repeat(64, 0), np.zeros(64, dtype=np.int64), ("a",))  # one image, 64 times

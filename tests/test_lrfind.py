@@ -6,7 +6,7 @@ import pytest
 import advconv
 from advconv.cli import main
 from advconv.errors import ConfigError
-from advconv.lrfind import DIVERGED, RangeTest, lr_range_test
+from advconv.training.lrfind import DIVERGED, RangeTest, lr_range_test
 
 
 def test_the_ramp_is_exponential_and_stops_when_the_loss_blows_up(make_config):

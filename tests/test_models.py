@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from advconv.blocks import ACTIVATIONS, Residual
-from advconv.hub import create_model
-from advconv.models import MODELS, NetSpec, build_net, resolve_spec, validate_spec
+from advconv.nets.blocks import ACTIVATIONS, Residual
+from advconv.nets.models import build_net, validate_spec
+from advconv.nets.specs import MODELS, NetSpec, resolve_spec
+from advconv.trained.hub import create_model
 
 
 def spec_dict(**block_changes):
@@ -79,7 +80,7 @@ def test_param_budget():
 
 
 def test_training_and_the_check_share_one_budget():
-    from advconv.rules import check_rules
+    from advconv.nets.rules import check_rules
 
     spec = resolve_spec("reference")  # exactly 185,346 parameters
     with pytest.raises(ValueError, match="budget allows fewer than 185,346"):

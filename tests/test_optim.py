@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advconv.config import SETTINGS, OptimConfig
-from advconv.hub import create_model
-from advconv.models import MODELS
-from advconv.optim import Muon, build_ema, build_optimizer, build_scheduler, lr_multiplier
+from advconv.nets.specs import MODELS
+from advconv.trained.hub import create_model
+from advconv.training.optim import Muon, build_ema, build_optimizer, build_scheduler, lr_multiplier
 
 
 @pytest.mark.parametrize("name", SETTINGS["optim.name"].choices)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from advconv.checkpoint import load_checkpoint
-from advconv.hub import load_model
 from advconv.cli import main
 from advconv.config import SETTINGS
-from advconv.train import fit
+from advconv.trained.checkpoint import load_checkpoint
+from advconv.trained.hub import load_model
+from advconv.training.train import fit
 
 from .conftest import make_image_folder, tiny_config, write_class_images
 
@@ -143,7 +143,7 @@ def test_a_path_that_is_neither_folder_nor_archive(tmp_path, capsys):
 
 
 def test_the_first_decode_shows_progress(tmp_path, image_folder, capsys):
-    from advconv.data import load_dataset
+    from advconv.data.datasets import load_dataset
 
     load_dataset(image_folder, tmp_path / "cache", progress=True)
     assert "decoding tiny train/" in capsys.readouterr().err

@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advconv.blocks import conv_output_size, get_conv_block
-from advconv.models import NetSpec, build_net, validate_spec
-from advconv.summary import summarize
+from advconv.nets.blocks import conv_output_size, get_conv_block
+from advconv.nets.models import build_net, validate_spec
+from advconv.nets.specs import NetSpec
+from advconv.nets.summary import summarize
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KINDS = ["standard", "pointwise", "depthwise", "dilated", "spatially_separable", "transpose"]
@@ -141,7 +142,7 @@ def test_any_folder_tree_loads_consistently_or_fails_in_our_words(tmp_path_facto
     import numpy as np
     from PIL import Image
 
-    from advconv.data import DataError, load_dataset
+    from advconv.data.datasets import DataError, load_dataset
 
     root = tmp_path_factory.mktemp("tree")
     for name, mode, size, truncated in tree:

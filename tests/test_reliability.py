@@ -10,11 +10,11 @@ import time
 import pytest
 import torch
 
-from advconv import train as train_mod
-from advconv.checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint
 from advconv.cli import main
 from advconv.errors import CheckpointError, ConfigError, TrainingDiverged
-from advconv.train import fit
+from advconv.trained.checkpoint import Checkpoint, InferenceRecord, load_checkpoint, save_checkpoint
+from advconv.training import train as train_mod
+from advconv.training.train import fit
 
 from .conftest import make_image_folder, tiny_config
 

@@ -5,8 +5,8 @@ import re
 import numpy as np
 
 from advconv.cli import main
-from advconv.report import plot_run
-from advconv.train import fit
+from advconv.trained.report import plot_run
+from advconv.training.train import fit
 
 
 def test_plot_and_evaluate_from_a_run(tmp_path, make_config, capsys):
@@ -28,8 +28,8 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 def test_augmented_samples_show_the_runs_pipeline(image_folder, tmp_path):
     from advconv.config import load_config
-    from advconv.data import load_dataset
-    from advconv.report import augmented_samples
+    from advconv.data.datasets import load_dataset
+    from advconv.trained.report import augmented_samples
 
     train, _ = load_dataset(image_folder, tmp_path / "cache")
     for pipeline in ("batched", "albumentations"):

@@ -6,10 +6,9 @@ from torch import nn
 from advconv import recipes
 from advconv.cli import main
 from advconv.config import Config, load_config
-from advconv.hub import create_model
-from advconv.models import MODELS
-from advconv.rules import check_rules
-
+from advconv.nets.rules import check_rules
+from advconv.nets.specs import MODELS
+from advconv.trained.hub import create_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -2,7 +2,7 @@
 
 import torch
 
-from advconv.scoring import evaluate
+from advconv.trained.scoring import evaluate
 
 
 def test_evaluate_averages_logits_over_views():

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from advconv.blocks import create_conv2d
 from advconv.cli import main
-from advconv.hub import create_model
-from advconv.models import MODELS
-from advconv.rules import check_rules
-from advconv.summary import summarize
+from advconv.nets.blocks import create_conv2d
+from advconv.nets.rules import check_rules
+from advconv.nets.specs import MODELS
+from advconv.nets.summary import summarize
+from advconv.trained.hub import create_model
 
 
 def final_rf(*layers) -> tuple[int, int]:

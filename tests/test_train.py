@@ -6,10 +6,10 @@ import re
 import pytest
 import torch
 
-from advconv.checkpoint import load_checkpoint
 from advconv.config import SETTINGS, load_config
 from advconv.errors import CheckpointError, ConfigError
-from advconv.train import fit
+from advconv.trained.checkpoint import load_checkpoint
+from advconv.training.train import fit
 
 from .conftest import tiny_config
 
@@ -28,7 +28,7 @@ def test_fit_learns_tiny_dataset_and_writes_run(tmp_path, make_config, pipeline)
 
 
 def test_eval_every_tests_every_nth_epoch_and_the_last(tmp_path, make_config):
-    from advconv.report import plot_run
+    from advconv.trained.report import plot_run
 
     lines = []
     result = fit(make_config(epochs=5, eval_every=2), log=lines.append, progress=False)
@@ -169,7 +169,7 @@ def test_a_folder_of_the_users_own_files_is_refused_and_kept_byte_for_byte(tmp_p
 
 
 def test_a_run_that_never_finished_an_epoch_blocks_nothing(tmp_path, make_config):
-    from advconv.manifest import record_outputs, start_session
+    from advconv.trained.manifest import record_outputs, start_session
 
     run = tmp_path / "run"
     run.mkdir()
@@ -242,7 +242,7 @@ def test_a_small_training_set_trains_with_a_smaller_batch_and_says_so(tmp_path, 
 
 def test_a_conv_this_torch_gets_wrong_in_channels_last_makes_the_run_train_nchw(tmp_path, make_config,
                                                                                 monkeypatch):
-    from advconv import train
+    from advconv.training import train
 
     lines = []
     fit(make_config(epochs=1), log=lines.append, progress=False)  # the default net: right in channels_last

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from advconv.views import tta_views
+from advconv.trained.views import tta_views
 
 
 def test_tta_views_are_mirror_and_shifted_copies():

@@ -5,15 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advconv.checkpoint import load_checkpoint
 from advconv.config import ConfigError, OptimConfig
-from advconv.data import channel_stats, load_dataset
-from advconv.loaders import normalize
-from advconv.hub import create_model
-from advconv.models import MODELS
-from advconv.optim import build_optimizer
-from advconv.train import fit
-from advconv.whiten import first_conv, whiten_first_conv, whitening_filters, whitening_sample
+from advconv.data.datasets import channel_stats, load_dataset
+from advconv.data.loaders import normalize
+from advconv.nets.specs import MODELS
+from advconv.trained.checkpoint import load_checkpoint
+from advconv.trained.hub import create_model
+from advconv.training.optim import build_optimizer
+from advconv.training.train import fit
+from advconv.training.whiten import first_conv, whiten_first_conv, whitening_filters, whitening_sample
 
 
 def correlated_images(n=200, size=16, seed=0):

@@ -33,11 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from advconv.files import atomic_write_bytes  # noqa: E402
-from advconv.manifest import cpu_model  # noqa: E402
+from advconv.trained.manifest import cpu_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "docs" / "results"
-SPEED = REPO / "benchmarks" / "results" / "epoch_seconds_here.json"
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "lab" / "results"
+SPEED = REPO / "lab" / "benchmarks" / "results" / "epoch_seconds_here.json"
 BUDGETS = (5, 15, 30, 60, 120)  # CPU-minutes at which the table reads each curve
 TIMED_EPOCHS = 3                # epochs run here per config; the first (warm-up) is not counted
 
@@ -54,7 +54,7 @@ class Curve:
 CURVES = [
     Curve("fast.yaml (Muon, 16 epochs)", RESULTS / "fast_muon" / "seed0" / "metrics.csv", 16, "fast"),
     Curve("default (assignment9.yaml, 36 epochs)", RESULTS / "assignment9_stem8" / "metrics.csv", 36,
-          "the default recipe"),
+          "default"),
     Curve("best.yaml (220 epochs)", RESULTS / "best" / "metrics.csv", 220, "accurate"),
     Curve("best_long.yaml (260 epochs)", RESULTS / "best_long" / "metrics.csv", 260, "accurate_long"),
     Curve("peer: course reference net and recipe (100 epochs)", RESULTS / "peers" / "reference" / "metrics.csv", 100,

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from advconv.config import AugmentConfig, BatchedConfig
-from advconv.data import channel_stats, load_dataset
-from advconv.loaders import BatchLoader, normalize
-from advconv.manifest import cpu_model, git_commit
+from advconv.data.datasets import channel_stats, load_dataset
+from advconv.data.loaders import BatchLoader, normalize
 from advconv.runtime import set_seed
-from advconv.views import tta_views
-from advconv.whiten import whitening_filters, whitening_sample
+from advconv.trained.manifest import cpu_model, git_commit
+from advconv.trained.views import tta_views
+from advconv.training.whiten import whitening_filters, whitening_sample
 
 hyp = {
     "epochs": 9.9,            # passes over the training set; the last one stops early

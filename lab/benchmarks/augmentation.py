@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from advconv.config import AlbumentationsConfig, AugmentConfig, BatchedConfig
-from advconv.data import ArrayDataset, ChannelStats
-from advconv.loaders import AlbumentationsDataset, BatchLoader, Normalized, albumentations_transform
+from advconv.data.datasets import ArrayDataset, ChannelStats
+from advconv.data.loaders import AlbumentationsDataset, BatchLoader, Normalized, albumentations_transform
 
 
 def main() -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from advconv.hub import load_model
-from advconv.data import ArrayDataset
-from advconv.evaluation import held_out_for, labelled_for
+from advconv.data.datasets import ArrayDataset
+from advconv.data.loaders import BatchLoader
 from advconv.files import atomic_write
-from advconv.inference import with_views
-from advconv.loaders import BatchLoader
-from advconv.loops import evaluate
+from advconv.trained.evaluation import held_out_for, labelled_for
+from advconv.trained.hub import load_model
+from advconv.trained.inference import with_views
+from advconv.training.loops import evaluate
 
 
 def _per_image(images: np.ndarray, fn) -> np.ndarray:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from advconv.demo import SAMPLES, build_app, classify, load_demo
-from advconv.manifest import cpu_model
+from advconv.page.demo import SAMPLES, build_app, classify, load_demo
+from advconv.trained.manifest import cpu_model
 
 
 def median_seconds(call, repeats: int) -> float:

@@ -14,11 +14,11 @@ import argparse
 
 import torch
 from torch import nn
+from train_step import seconds_per_epoch
 
 from advconv.api import resolve_model
-from advconv.blocks import GlobalAvgPool
+from advconv.nets.blocks import GlobalAvgPool
 from advconv.runtime import cpu_supports_bf16
-from train_step import seconds_per_epoch
 
 
 def main() -> None:

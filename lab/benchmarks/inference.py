@@ -15,9 +15,9 @@ from contextlib import nullcontext
 
 import torch
 
-from advconv.hub import create_model
-from advconv.checkpoint import load_checkpoint
 from advconv.runtime import cpu_supports_bf16
+from advconv.trained.checkpoint import load_checkpoint
+from advconv.trained.hub import create_model
 
 
 def images_per_second(model, batch: int, bf16: bool, channels_last: bool, seconds: float) -> float:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from advconv.config import load_config
-from advconv.data import ArrayDataset, channel_stats
-from advconv.loaders import make_loaders
-from advconv.hub import create_model
-from advconv.optim import build_optimizer
+from advconv.data.datasets import ArrayDataset, channel_stats
+from advconv.data.loaders import make_loaders
 from advconv.runtime import Runtime, cpu_supports_bf16
+from advconv.trained.hub import create_model
+from advconv.training.optim import build_optimizer
 
 
 def seconds_per_epoch(workers: int, threads: int, steps: int, images: ArrayDataset) -> float:

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from advconv.evaluation import evaluate_checkpoint, trained_on
-from advconv.hub import load_model
-from advconv.export import export_model, quantize_onnx
-from advconv.inference import preprocess, with_views
+from advconv.trained.evaluation import evaluate_checkpoint, trained_on
+from advconv.trained.export import export_model, quantize_onnx
+from advconv.trained.hub import load_model
+from advconv.trained.inference import preprocess, with_views
 
 
 def session(path: Path) -> ort.InferenceSession:

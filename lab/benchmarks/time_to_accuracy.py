@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from advconv.config import load_config
-from advconv.data import channel_stats, load_dataset
-from advconv.hub import create_model
-from advconv.loaders import make_loaders
-from advconv.optim import build_optimizer
+from advconv.data.datasets import channel_stats, load_dataset
+from advconv.data.loaders import make_loaders
 from advconv.runtime import cpu_supports_bf16
+from advconv.trained.hub import create_model
+from advconv.training.optim import build_optimizer
 
 
 def baseline_seconds_per_epoch(data: str, cache_dir: str, steps: int) -> float:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from advconv.api import resolve_model
-from advconv.summary import summarize
+from advconv.nets.summary import summarize
 from advconv.runtime import cpu_supports_bf16
 
 SETTINGS = (("fp32", "NCHW"), ("fp32", "channels_last"), ("bf16", "channels_last"))

@@ -20,13 +20,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from advconv.checkpoint import load_checkpoint, save_weights
 from advconv.config import Config
-from advconv.hub import SHIPPED, architecture_of
-from advconv.models import MODELS
-from advconv.data import describe_data
-from advconv.evaluation import evaluate_checkpoint, trained_on
-from advconv.hub import load_model
+from advconv.data.datasets import describe_data
+from advconv.nets.specs import MODELS
+from advconv.trained.checkpoint import load_checkpoint, save_weights
+from advconv.trained.evaluation import evaluate_checkpoint, trained_on
+from advconv.trained.hub import SHIPPED, architecture_of, load_model
 
 
 def portable(config: dict, tag: str) -> dict:

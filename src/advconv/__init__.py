@@ -1,20 +1,33 @@
-"""advconv: compact CIFAR-10 CNNs built from advanced convolutions."""
+"""advconv: compact CIFAR-10 CNNs built from advanced convolutions.
+
+The public names load on first use, so that ``import advconv`` and ``advconv --help`` do not pay
+for torch before something needs it.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .api import (RangeTest, TrainedModel, TrainResult, check, compare, create_model, evaluate, explain,  # noqa: E402
-                  export, fit, load_model, lr_find, plot, predict, predict_files, resolve_model, summary)
-from .blocks import (DepthwiseSeparableConv, SpatiallySeparableConv, conv_norm_act, create_conv2d,  # noqa: E402
-                     get_conv_block)
-from .config import Config, load_config  # noqa: E402
-from .models import NetSpec  # noqa: E402
-from .rules import check_rules  # noqa: E402
-from .summary import summarize  # noqa: E402
+_HOMES = {  # each public name and the module it lives in
+    **dict.fromkeys(["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files",
+                     "summary", "check", "evaluate", "compare", "plot", "export", "explain", "demo",
+                     "TrainedModel", "TrainResult", "RangeTest"], "api"),
+    "Config": "config", "load_config": "config",
+    "NetSpec": "nets.specs",
+    **dict.fromkeys(["DepthwiseSeparableConv", "SpatiallySeparableConv", "conv_norm_act", "create_conv2d",
+                     "get_conv_block"], "nets.blocks"),
+    "check_rules": "nets.rules", "summarize": "nets.summary",
+}
+__all__ = list(_HOMES)
 
-__all__ = [
-    "fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary", "check",
-    "evaluate", "compare", "plot", "export", "explain", "TrainedModel", "TrainResult", "RangeTest",
-    "Config", "load_config", "NetSpec",
-    "DepthwiseSeparableConv", "SpatiallySeparableConv", "conv_norm_act", "create_conv2d", "get_conv_block",
-    "check_rules", "summarize",
-]
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'advconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -13,23 +13,23 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from .compare import compare_models as compare
-from .demo import serve as demo
-from .config import Config, apply_overrides, load_config
+from .config import PARAM_BUDGET, Config, apply_overrides, load_config
 from .errors import ConfigError
-from .evaluation import evaluate_checkpoint as evaluate
-from .explain import explain_checkpoint as explain
-from .export import export
-from .hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
-from .inference import predict, predict_files
-from . import lrfind
-from .lrfind import RangeTest, lr_range_test
-from .models import PARAM_BUDGET
-from .plots import plot_lr_range
-from .report import plot_run as plot
-from .rules import RulesReport, check_rules
-from .summary import ModelSummary, summarize
-from .train import TrainResult, fit as _fit
+from .nets.rules import RulesReport, check_rules
+from .nets.summary import ModelSummary, summarize
+from .page.demo import serve as demo
+from .trained.compare import compare_models as compare
+from .trained.evaluation import evaluate_checkpoint as evaluate
+from .trained.explain import explain_checkpoint as explain
+from .trained.export import export
+from .trained.hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
+from .trained.inference import predict, predict_files
+from .trained.plots import plot_lr_range
+from .trained.report import plot_run as plot
+from .training import lrfind
+from .training.lrfind import RangeTest, lr_range_test
+from .training.train import TrainResult
+from .training.train import fit as _fit
 
 __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary",
            "check", "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult",

@@ -1,6 +1,7 @@
 """The advconv command: summary, check, recipes, train, lr-find, evaluate, compare, plot, predict, export, explain, demo.
 
-Each subcommand is a thin layer over one function of the Python API (advconv.api). Errors a
+Each subcommand is a thin layer over one function of the Python API (advconv.api), imported as
+the command runs, so that ``--help`` answers without loading torch. Errors a
 user can fix (missing data, a bad config, an unreadable checkpoint) print one clear line and
 exit with status 2; a failed rule check exits with status 1; anything else is a bug and shows
 its traceback.
@@ -12,12 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, api, demo, lrfind, recipes, runfiles
-from .config import RENAMED, SETTINGS, by_leaf, parse_yaml
-from .data import SPLIT_NAMES, image_files
+from . import __version__, page, recipes
+from .config import PARAM_BUDGET, RENAMED, SETTINGS, by_leaf, load_config, parse_yaml
+from .data.datasets import SPLIT_NAMES, image_files
 from .errors import AdvconvError
-from .hub import beside
-from .models import MODELS, PARAM_BUDGET
+from .nets.specs import MODELS
+from .trained import runfiles
+from .training import lrfind
 
 
 def flags(*names: str) -> list[str]:
@@ -41,22 +43,35 @@ def add_renamed(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from . import api
+
     print(api.summary(args.model, args.input_size).table())
     return 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    print("\n".join(recipes.lines()))
+    """One line a shipped recipe: its name, net, epochs, and what it reached in how long on which machine."""
+    reached = recipes.measured()
+    for name in recipes.names():
+        cfg = load_config(name)
+        net = cfg.model if isinstance(cfg.model, str) else "its own net"
+        m = reached.get(name)
+        result = f"{m.accuracy:.2f} % {m.split} in {m.minutes:g} min ({m.machine})" if m else "not measured"
+        print(f"{name:<14} {net:<16} {cfg.epochs:>4} epochs  {result}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from . import api
+
     report = api.check(args.model, args.input_size, args.max_params)
     print(report)
     return 0 if report.passed else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import api
+
     overrides = {path: value for path, value in vars(args).items() if path in SETTINGS}
     try:
         if args.resume:
@@ -76,6 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    from . import api
+
     overrides = {path: value for path, value in vars(args).items() if path in SETTINGS}
     test = api.lr_find(args.config, output=args.output, steps=args.steps, start_lr=args.start_lr,
                        end_lr=args.end_lr, progress=not args.no_progress, **overrides)
@@ -85,6 +102,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import api
+
     scored = api.evaluate(args.model, args.data, tta_flip=args.tta_flip, tta_shift=args.tta_shift, split=args.split,
                           cache_dir=args.cache_dir)
     print(scored.result.line(SPLIT_NAMES[args.split]))
@@ -92,30 +111,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from . import api
+
     compared = api.compare(args.first, args.second, args.data, args.split, args.tta_flip, args.tta_shift, args.cache_dir)
     print("\n".join(compared.lines(args.first, args.second)))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from . import api
+
     for path in api.plot(args.run_dir, args.data, split=args.split, cache_dir=args.cache_dir):
         print(f"wrote {path}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from . import api
+
     predictions = api.predict_files(args.model, image_files(args.images), args.top_k, args.tta_flip, args.tta_shift,
                                     skip_corrupt=args.skip_corrupt)
     for prediction in predictions:
         print(prediction.line())
     if args.csv:
-        from .inference import write_csv
+        from .trained.inference import write_csv
 
         print(f"wrote {write_csv(predictions, args.csv)}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from . import api
+
     exported = api.export(args.model, args.output, args.format, args.tta, args.int8, args.data, args.calibration,
                           args.cache_dir)
     print(f"wrote {exported.paths[0]}")
@@ -127,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import serve
+    from .page.demo import serve
 
     print(f"advconv demo: serving {args.model} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     serve(args.model, args.data, args.host, args.port, args.cache_dir)
@@ -135,6 +162,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from . import api
+    from .trained.hub import beside
+
     output = args.output or str(beside(args.model, runfiles.GRADCAM))
     print(f"wrote {api.explain(args.model, output, args.data, args.index, args.count, args.split, args.cache_dir)}")
     return 0
@@ -295,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_trained_model(p)
     add_data_options(p, "labelled images whose misclassified ones the page shows (default: the data the model was "
                         "trained on, when it is on this machine)")
-    p.add_argument("--host", default=demo.HOST, help="the address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=demo.PORT)
+    p.add_argument("--host", default=page.HOST, help="the address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=page.PORT)
     return parser
 
 

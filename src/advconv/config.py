@@ -22,6 +22,8 @@ import yaml
 from . import recipes
 from .errors import ConfigError
 
+PARAM_BUDGET = 200_000  # the assignment's rule: fewer parameters than this
+
 Rule = tuple[Callable[[Any], bool], str]  # (the test a value passes, what the message says it must be)
 
 
@@ -153,7 +155,7 @@ class Config:
     tta_shift: int = setting(0, "test time: also average copies shifted by +-N pixels (0: none)", within(0, 8))
     eval_every: int = setting(1, "evaluate every N epochs and after the last", at_least(1))
     deterministic: bool = setting(False, "deterministic algorithms only (bitwise-repeatable runs, slower)")
-    max_params: int | None = setting(200_000, "refuse nets with this many parameters or more (null: no budget)",
+    max_params: int | None = setting(PARAM_BUDGET, "refuse nets with this many parameters or more (null: no budget)",
                                      at_least(1))
     strict: bool = setting(False, "refuse a net that fails any rule of `advconv check` (else: a warning each)")
     run_dir: str = setting("runs/default", "where checkpoints, metrics, the manifest and figures go")

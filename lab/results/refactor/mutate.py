@@ -1,5 +1,8 @@
 """Break the code, see each strengthened test fail, restore."""
-import subprocess, sys, pathlib
+import pathlib
+import subprocess
+import sys
+
 CASES = [c for c in [
  ("src/advconv/rules.py", 'RuleResult("no max-pooling", not maxpools and not s.functional_maxpools,', 'RuleResult("no max-pooling", True,',
   "tests/test_rules.py::test_rule_checker_catches_bad_models"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from ..errors import ConfigError
 
 FOLDER = Path(__file__).resolve().parent
@@ -50,22 +52,5 @@ class Measured:
 
 
 def measured() -> dict[str, Measured]:
-    from ..config import parse_yaml
+    return {name: Measured(**fields) for name, fields in yaml.safe_load((FOLDER / "measured.yaml").read_text()).items()}
 
-    return {name: Measured(**fields) for name, fields in parse_yaml((FOLDER / "measured.yaml").read_text()).items()}
-
-
-def lines() -> list[str]:
-    """One line a recipe: its name, net, epochs, and what it reached in how long on which machine."""
-    from ..config import load_config
-
-    reached = measured()
-    rows = []
-    for name in names():
-        cfg = load_config(name)
-        net = cfg.model if isinstance(cfg.model, str) else f"{cfg.model.get('base', 'own')} net, own blocks" \
-            if "base" in cfg.model else "its own net"
-        m = reached.get(name)
-        result = f"{m.accuracy:.2f} % {m.split} in {m.minutes:g} min ({m.machine})" if m else "not measured"
-        rows.append(f"{name:<14} {net:<22} {cfg.epochs:>4} epochs  {result}")
-    return rows

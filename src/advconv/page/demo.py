@@ -1,0 +1,216 @@
+"""A web page for a trained net (``advconv demo``): plain functions, then a thin Gradio layout.
+
+Everything the page shows is computed by the functions here, which take and return arrays and
+strings and are tested as such; ``build_app`` only lays them out, and only it imports Gradio
+(an optional extra: ``pip install 'advconv[demo]'``). Bad uploads are answered on the page,
+never with a traceback, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..data.datasets import ArrayDataset, decode_image
+from ..errors import AdvconvError, ConfigError
+from ..nets.rules import check_rules
+from ..nets.summary import summarize
+from ..trained.evaluation import labelled_for, sample_misclassified
+from ..trained.explain import blend, gradcam_heatmaps
+from ..trained.hub import TrainedModel, load_model
+from ..trained.inference import predict
+from ..trained.scoring import EvalResult, score
+from . import HOST, PORT
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # one CIFAR-10 test image per class, shipped
+MAX_FILES = 16                  # images per request: a page for a few photos, not a batch job
+MAX_FILE_BYTES = 10 * 2 ** 20   # per upload; Gradio refuses larger files before they reach us
+SHOWN = 192                     # pixels: the side an image (and its heatmap) is shown at
+
+
+@dataclass
+class Demo:
+    """A trained model loaded once, with the labelled images its misclassified gallery draws from."""
+
+    trained: TrainedModel
+    name: str                                 # as the user gave it
+    test: ArrayDataset | None = None          # None: no labelled images at hand
+    scored: EvalResult | None = field(default=None, repr=False)  # the test set scored, once, when first asked
+
+    @property
+    def blocks(self) -> list[str]:
+        """The layers Grad-CAM can look at: the net's conv blocks, by name."""
+        return [name for name, _ in self.trained.net.named_children() if name.startswith("c")]
+
+
+def load_demo(model: str | Path, data: str | Path | None = None, cache_dir: str | Path | None = None) -> Demo:
+    """``model`` (anything ``load_model`` takes) and, for the misclassified gallery, the labelled
+    test images of ``data`` or of the data it was trained on when that is on this machine (never
+    a download)."""
+    trained = load_model(model)
+    at_hand = data is not None or (trained.data_config.get("path") and Path(trained.data_config["path"]).exists())
+    test = labelled_for(trained, data, cache_dir) if at_hand else None
+    return Demo(trained, str(model), test)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An uploaded file as (H, W, 3) uint8 pixels at its own size, decoded as training decodes
+    images, or one line naming it."""
+    path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"{path.name} is larger than {MAX_FILE_BYTES // 2 ** 20} MB")
+    return np.array(decode_image(path, path.name, size=None))
+
+
+def top_k(demo: Demo, image: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """The ``k`` most likely classes (at most all of them) and their probabilities, as
+    ``advconv predict`` gives them."""
+    k = max(1, min(int(k), len(demo.trained.record.classes)))
+    return predict(demo.trained, image, top_k=k)[0].top
+
+
+def shown(image: np.ndarray) -> np.ndarray:
+    """An image at the page's size."""
+    return np.array(Image.fromarray(image).resize((SHOWN, SHOWN), Image.BICUBIC))
+
+
+def gradcam(demo: Demo, image: np.ndarray, class_index: int, layer: str, opacity: float) -> np.ndarray:
+    """Where the net looks for ``class_index`` in ``image``, from block ``layer``, blended over the
+    image at the page's size with ``opacity`` (0: the image alone, 1: the heatmap alone)."""
+    if layer not in demo.blocks:
+        raise ConfigError(f"no layer {layer!r}; the net's blocks are {', '.join(demo.blocks)}")
+    record = demo.trained.record
+    small = np.array(Image.fromarray(image).resize((record.input_size,) * 2, Image.BICUBIC))[None]
+    heatmap = gradcam_heatmaps(demo.trained.net, small, [class_index], record.stats,
+                               getattr(demo.trained.net, layer))[0]
+    return blend(shown(image), heatmap, float(np.clip(opacity, 0, 1)))
+
+
+def classify(demo: Demo, paths: list[str | Path], k: int, cam: bool, layer: str,
+             opacity: float) -> tuple[list[tuple[np.ndarray, str]], str]:
+    """What the page shows for uploaded files: (each image, or its Grad-CAM, with its top class
+    as caption; a Markdown table of the top-k of each, with a line for each file refused)."""
+    if not paths:
+        return [], "Upload an image, or pick an example."
+    lines, gallery = ["| image | class | probability |", "|---|---|---|"], []
+    refused = [f"Only the first {MAX_FILES} of {len(paths)} files are read."] if len(paths) > MAX_FILES else []
+    for path in paths[:MAX_FILES]:
+        name = Path(path).name
+        try:
+            image = read_image(path)
+        except (AdvconvError, OSError) as exc:
+            refused.append(f"**{name}** was not read: {exc}")
+            continue
+        top = top_k(demo, image, k)
+        lines += [f"| {name if i == 0 else ''} | {cls} | {100 * p:.1f} % |" for i, (cls, p) in enumerate(top)]
+        best = demo.trained.record.classes.index(top[0][0])
+        gallery.append((gradcam(demo, image, best, layer, opacity) if cam else shown(image),
+                        f"{name}: {top[0][0]} {100 * top[0][1]:.1f} %"))
+    table = "\n".join(lines) if gallery else ""
+    return gallery, "\n\n".join([table, *refused]).strip()
+
+
+def misclassified(demo: Demo, count: int, cam: bool, layer: str, opacity: float) -> tuple[list, str]:
+    """``count`` misclassified test images, spread over the test set, captioned true / predicted
+    (with their Grad-CAM of the predicted class when ``cam``), and a line saying how many there are."""
+    if demo.test is None:
+        return [], ("No labelled test images at hand: start the demo with `--data` (an image folder or "
+                    "tarball with test/<class>/*) to see the misclassified ones.")
+    record = demo.trained.record
+    if demo.scored is None:
+        demo.scored = score(demo.trained, demo.test)
+    preds, targets = demo.scored.predictions.numpy(), demo.scored.targets.numpy()
+    chosen = sample_misclassified(preds, targets, max(0, int(count)))
+    gallery = [((gradcam(demo, demo.test.images[i], preds[i], layer, opacity) if cam
+                 else shown(demo.test.images[i])),
+                f"true {record.classes[targets[i]]} / predicted {record.classes[preds[i]]}") for i in chosen]
+    wrong = int((preds != targets).sum())
+    return gallery, f"{wrong} of {len(targets)} test images misclassified ({100 * wrong / len(targets):.2f} %)"
+
+
+def model_card(demo: Demo) -> str:
+    """What the net is and how it was measured, in Markdown, from the weights' own record."""
+    trained, record = demo.trained, demo.trained.record
+    summary = summarize(trained.net, record.input_size)
+    rules = check_rules(trained.net, record.input_size)
+    failed = [r.rule for r in rules.results if not r.passed]
+    provenance, config = trained.provenance, trained.provenance.get("config") or {}
+    model = config.get("model")
+    lines = [f"**{demo.name}**: a {model if isinstance(model, str) else 'custom'} net, "
+             f"{summary.total_params:,} parameters, {summary.total_macs / 1e6:.1f} M MACs per "
+             f"{record.input_size}x{record.input_size} image, receptive field "
+             f"{summary.final_rf[0] if summary.final_rf else 'not computed'}",
+             "The assignment's rules: " + ("all pass" if not failed else "fails " + "; ".join(failed)),
+             f"Classes: {', '.join(record.classes)}"]
+    if config:
+        optim = config.get("optim", {})
+        lines.append(f"Recipe: {config.get('epochs')} epochs of {optim.get('name')} at peak lr {optim.get('lr')} "
+                     f"({optim.get('schedule')}), the {config.get('data', {}).get('pipeline')} pipeline"
+                     + (f", from {config['pretrained']}" if config.get("pretrained") else ""))
+    lines.append(f"Measured: {measured(provenance, record)}")
+    return "\n\n".join(lines)
+
+
+def measured(provenance: dict[str, Any], record) -> str:
+    """The accuracy the weights' record holds, and on what."""
+    data = (provenance.get("data") or {}).get("name", "its training data")
+    if "test_accuracy" in provenance:  # shipped weights: scored in fp32 when shipped
+        acc = provenance["test_accuracy"]
+        return f"{acc['with_views']:.2f} % on the {acc['images']:,} test images of {data}, with its test-time views"
+    metrics = provenance.get("metrics") or {}
+    for split, words in (("test", "test"), ("val", "held-out validation")):
+        if metrics.get(f"{split}_acc") is not None:
+            return f"{metrics[f'{split}_acc']:.2f} % on the {words} images of {data} at epoch {provenance.get('epoch')}"
+    return "no accuracy recorded"
+
+
+def build_app(demo: Demo):
+    """The page: a thin Gradio layout over the functions above."""
+    import gradio as gr
+
+    classes = len(demo.trained.record.classes)
+    samples = sorted(SAMPLES.glob("*.jpg"))
+    with gr.Blocks(title=f"advconv: {demo.name}") as app:
+        gr.Markdown(f"# advconv: {demo.name}")
+        with gr.Accordion("Model card", open=False):
+            gr.Markdown(model_card(demo), elem_id="card")
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="Images", file_count="multiple", elem_id="upload")
+                gr.Examples([[[str(p)]] for p in samples], inputs=[files], label="Examples (one per class)",
+                            example_labels=[p.stem for p in samples])
+                k = gr.Slider(1, classes, value=min(3, classes), step=1, label="Top classes shown", elem_id="k")
+                cam = gr.Checkbox(label="Grad-CAM", value=False, elem_id="cam")
+                layer = gr.Dropdown(demo.blocks, value=demo.blocks[-1], label="Grad-CAM layer", elem_id="layer")
+                opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Grad-CAM opacity", elem_id="opacity")
+                run = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                table = gr.Markdown(elem_id="result")
+                gallery = gr.Gallery(label="Images", columns=3, height=420, object_fit="contain", elem_id="gallery")
+        with gr.Accordion("Misclassified test images", open=False):
+            count = gr.Slider(1, 50, value=10, step=1, label="How many", elem_id="count")
+            show = gr.Button("Show misclassified", elem_id="show_wrong")
+            wrong_text = gr.Markdown(elem_id="wrong_text")
+            wrong = gr.Gallery(label="true / predicted", columns=5, height=420, object_fit="contain",
+                               allow_preview=False, elem_id="wrong")
+        run.click(lambda f, *a: classify(demo, [getattr(x, "name", x) for x in (f or [])], *a),
+                  [files, k, cam, layer, opacity], [gallery, table], api_name="classify")
+        show.click(lambda *a: misclassified(demo, *a), [count, cam, layer, opacity], [wrong, wrong_text])
+    return app
+
+
+def serve(model: str | Path, data: str | Path | None = None, host: str = HOST, port: int = PORT,
+          cache_dir: str | Path | None = None) -> None:
+    """Load the model once and serve its page until interrupted; local only unless ``host`` says
+    otherwise, never a public share link."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ConfigError("advconv demo needs Gradio: pip install 'advconv[demo]'") from None
+    demo = load_demo(model, data, cache_dir)
+    build_app(demo).launch(server_name=host, server_port=port, share=False, max_file_size=MAX_FILE_BYTES,
+                           show_error=False, quiet=True)

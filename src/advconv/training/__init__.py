@@ -1,0 +1,1 @@
+"""Training: the loop, optimizers and schedules, whitening, distillation, fine-tuning, lr-find."""
