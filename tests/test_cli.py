@@ -83,3 +83,14 @@ def test_every_multi_word_option_takes_either_spelling(tmp_path, make_config, ca
     for path in SETTINGS:
         if "_" in path:
             assert {f"--{path}", f"--{path.replace('_', '-')}"} <= flags, path
+
+
+def test_help_and_the_parser_load_no_torch():
+    """`advconv --help` must answer at once: building the parser imports nothing heavy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from advconv.cli import build_parser; build_parser(); import advconv; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'scipy', 'gradio') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

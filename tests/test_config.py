@@ -17,7 +17,8 @@ def test_overrides_by_leaf_and_dotted_name(tmp_path):
                                            "--no-tta-flip", "--pipeline=batched", "--batch-size", "64"]))
     assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule, cfg.tta_flip, cfg.data.pipeline, cfg.batch_size) == \
         (3, 0.2, "cosine", False, "batched", 64)
-    assert cli_overrides(["--tta_flip"]) == {"tta_flip": True} and cli_overrides(["--tta-flip", "false"]) == {"tta_flip": False}
+    assert cli_overrides(["--tta_flip"]) == {"tta_flip": True}
+    assert cli_overrides(["--tta-flip", "false"]) == {"tta_flip": False}
 
 
 def test_yaml_then_overrides(tmp_path):

@@ -42,7 +42,7 @@ def test_gradcam_blends_the_chosen_layer_at_the_chosen_opacity(demo):
     strong, c3 = gradcam(demo, image, 8, "c4", 1.0), gradcam(demo, image, 8, "c3", 1.0)
     assert np.abs(strong.astype(int) - plain).mean() > 10  # the heatmap shows at full opacity
     assert not np.array_equal(strong, c3)  # another layer looks elsewhere
-    with pytest.raises(ValueError, match="no layer 'head'; the net's blocks are c1, c2, c3, c4"):
+    with pytest.raises(ValueError, match="no block 'head'; the net's blocks are c1, c2, c3, c4"):
         gradcam(demo, image, 8, "head", 0.5)
 
 
@@ -153,6 +153,20 @@ def test_the_page_in_a_browser(page, tmp_path):
     page.wait_for_selector("#wrong_text :text('misclassified')")
     assert "of 20 test images misclassified" in page.inner_text("#wrong_text")
 
+    page.get_by_text("Receptive field: click a point").click()
+    page.wait_for_selector("#rf_image img")
+    before = page.get_attribute("#rf_image img", "src")
+    page.click("#rf_image img", position={"x": 40, "y": 60})  # a unit off the centre
+    page.wait_for_selector("#rf_text :text('theoretical field')")
+    c4_text, c4_src = page.inner_text("#rf_text"), page.get_attribute("#rf_image img", "src")
+    assert c4_src != before and c4_text.startswith("c4 unit") and "69 px" in c4_text  # the summary's field
+    page.click("#rf_layer input")
+    page.get_by_role("option", name="c2").click()
+    page.wait_for_function("(t) => document.querySelector('#rf_text').innerText !== t", arg=c4_text)
+    c2_text = page.inner_text("#rf_text")
+    assert c2_text.startswith("c2 unit") and "theoretical field 21 px" in c2_text
+    assert page.get_attribute("#rf_image img", "src") != c4_src
+
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     upload_and_classify(page, notes)
@@ -164,5 +178,16 @@ def test_the_page_in_a_browser(page, tmp_path):
     assert "ship.jpg: ship" in page.inner_text("#gallery")
     page.get_by_text("Model card").click()
     page.wait_for_selector("#card :text('receptive field')")
-    # the README's picture: ADVCONV_SCREENSHOT=docs/results/demo/page.png python -m pytest tests/test_demo.py
+    # the README's picture: ADVCONV_SCREENSHOT=/tmp/page.png python -m pytest tests/test_demo.py, then shrunk
     page.screenshot(path=os.environ.get("ADVCONV_SCREENSHOT", str(tmp_path / "page.png")), full_page=True)
+
+
+def test_the_field_panel_answers_a_click_with_the_nearest_unit_of_the_block(demo):
+    from advconv.page.demo import SHOWN, unit_field
+
+    image = read_image(SAMPLES / "cat.jpg")
+    c4, c4_text = unit_field(demo, image, "c4", (SHOWN / 2, SHOWN / 2))
+    c2, c2_text = unit_field(demo, image, "c2", (0, SHOWN - 1))
+    assert c4.shape == c2.shape == (SHOWN, SHOWN, 3) and not np.array_equal(c4, c2)
+    assert c4_text.startswith("**c4** unit (4, 4)") and "**69 px**, clipped by the 32x32 image" in c4_text
+    assert c2_text.startswith("**c2** unit (0, 7)") and "**21 px**" in c2_text

@@ -38,3 +38,13 @@ def test_gradcam_overlays_have_image_shape(checkpoint):
     assert not np.array_equal(overlays, images)  # a heatmap is blended on
     other_class = gradcam_overlays(model, images, [1, 2, 0], record.stats)
     assert not np.array_equal(overlays, other_class)  # and it is the named class's
+
+
+def test_explain_looks_at_the_block_it_is_given(checkpoint, capsys, tmp_path):
+    from advconv.trained.explain import explain_images
+
+    early, last = (explain_images(checkpoint, indices=[0, 5], layer=layer).overlays for layer in ("c2", None))
+    assert np.array_equal(last, explain_images(checkpoint, indices=[0, 5], layer="c4").overlays)  # c4: the default
+    assert not np.array_equal(early, last)
+    assert main(["explain", "--model", str(checkpoint), "--layer", "c9", "--output", str(tmp_path / "x.png")]) == 2
+    assert "no block 'c9'; the net's blocks are c1, c2, c3, c4" in capsys.readouterr().err

@@ -26,12 +26,14 @@ from .trained.hub import TrainedModel, create_model, load_model, resolve_model, 
 from .trained.inference import predict, predict_files
 from .trained.plots import plot_lr_range
 from .trained.report import plot_run as plot
+from .trained.rf import FieldsReport, receptive_fields
 from .training import lrfind
 from .training.lrfind import RangeTest, lr_range_test
 from .training.train import TrainResult
 from .training.train import fit as _fit
 
 __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary",
+           "receptive_fields", "FieldsReport",
            "check", "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult",
            "RangeTest"]
 
@@ -56,7 +58,8 @@ def lr_find(config: str | Path | Config | None = None, *, output: str | Path | N
             progress: bool = True,
             **overrides: Any) -> RangeTest:
     """The learning-rate range test on the net, data and optimizer ``fit`` would train with the same
-    arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for one-cycle, or None where the curve cannot place one."""
+    arguments; its figure goes to ``output`` (None: none). ``.suggestion`` is a peak lr for
+    one-cycle, or None where the curve cannot place one."""
     test = lr_range_test(_config(config, overrides), steps, start_lr, end_lr, progress)
     if output is not None:
         plot_lr_range(test.lrs, test.losses, test.smoothed, test.suggestion, output)

@@ -1,4 +1,4 @@
-"""The advconv command: summary, check, recipes, train, lr-find, evaluate, compare, plot, predict, export, explain, demo.
+"""The advconv command: build, check, train and use compact CNNs made of advanced convolutions.
 
 Each subcommand is a thin layer over one function of the Python API (advconv.api), imported as
 the command runs, so that ``--help`` answers without loading torch. Errors a
@@ -113,7 +113,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from . import api
 
-    compared = api.compare(args.first, args.second, args.data, args.split, args.tta_flip, args.tta_shift, args.cache_dir)
+    compared = api.compare(args.first, args.second, args.data, args.split, args.tta_flip, args.tta_shift,
+                           args.cache_dir)
     print("\n".join(compared.lines(args.first, args.second)))
     return 0
 
@@ -166,8 +167,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .trained.hub import beside
 
     output = args.output or str(beside(args.model, runfiles.GRADCAM))
-    print(f"wrote {api.explain(args.model, output, args.data, args.index, args.count, args.split, args.cache_dir)}")
+    written = api.explain(args.model, output, args.data, args.index, args.count, args.split, args.cache_dir, args.layer)
+    print(f"wrote {written}")
     return 0
+
+
+def cmd_rf(args: argparse.Namespace) -> int:
+    from . import api
+    from .trained.hub import beside
+
+    output = args.output or str(beside(args.model, runfiles.FIELD if args.layer else runfiles.FIELD_GROWTH))
+    report = api.receptive_fields(args.model, args.layer, args.at, args.image, args.images, args.data, output,
+                                  args.cache_dir)
+    print("\n".join(report.lines()))
+    print(f"wrote {report.paths[0]}")
+    return 0
+
+
+def unit(text: str) -> tuple[int, int]:
+    """``ROW,COL`` of a unit on a layer's map."""
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROW,COL (two integers), got {text!r}") from None
+    return row, col
 
 
 TRAINED = ("a shipped tag (e.g. stem8.default) or architecture with shipped weights, a run directory, "
@@ -233,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                         ("check", "check the assignment's architecture rules (exit 1 if one fails)")):
         p = sub.add_parser(name, help=help_, allow_abbrev=False)
         p.add_argument("--model", default="stem8",
-                       help=f"an architecture ({', '.join(sorted(MODELS))}), a recipe (`advconv recipes`) or config .yaml, "
-                            f"{TRAINED}, or "
+                       help=f"an architecture ({', '.join(sorted(MODELS))}), a recipe (`advconv recipes`) or "
+                            f"config .yaml, {TRAINED}, or "
                             "package.module:attribute (default: stem8, the default config's net)")
         p.add_argument(*flags("input_size", "image_size"), dest="input_size", type=int, default=None,
                        help="image size (default: the model's own, a config's data.image_size, else 32)")
@@ -246,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model; every config field is an option", allow_abbrev=False,
                        usage="advconv train [--config YAML] [--resume RUN_DIR] [--overwrite] [--no-progress] "
                              "[--FIELD VALUE ...]")
-    p.add_argument("--config", default=None, help="a shipped recipe's name (`advconv recipes`: fast, accurate, ...) or a "
-                                                  "YAML file; fields given as options override it")
+    p.add_argument("--config", default=None, help="a shipped recipe's name (`advconv recipes`: fast, accurate, "
+                                                  "...) or a YAML file; fields given as options override it")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR as it was configured")
     p.add_argument("--overwrite", action="store_true",
                    help="train into a run directory that holds a run, deleting that run's files first")
@@ -318,7 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, nargs="*", default=None,
                    help="indices of images in that split (default: misclassified ones)")
     p.add_argument("--count", type=int, default=12, help="how many misclassified images")
+    p.add_argument("--layer", default=None, help="the block Grad-CAM looks at: c1, c2, ... (default: the last)")
     p.add_argument("--output", default=None, help="PNG path (default: gradcam.png beside the model)")
+
+    p = sub.add_parser("rf", help="receptive fields of a net's units, theoretical and effective (a figure and the "
+                                  "sides)", allow_abbrev=False)
+    p.add_argument("--model", default="stem8",
+                   help=f"an architecture (random weights), a recipe or config .yaml, or {TRAINED} (default: stem8)")
+    p.add_argument("--layer", default=None,
+                   help="one layer's unit: a block (c1..c4: its last conv) or a conv by name; default: every conv "
+                        "layer, as a table and a growth figure")
+    p.add_argument("--at", type=unit, default=None, metavar="ROW,COL",
+                   help="the unit on the layer's map (default: its centre)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--image", default=None, help="measure on this image at the net's input size (a deep field "
+                                                      "is clipped by it)")
+    source.add_argument("--images", type=int, default=64, metavar="N",
+                        help="measure on N mosaics of test images large enough that no field is clipped (noise "
+                             "images when no labelled data is at hand; default: 64)")
+    add_data_options(p, "labelled images whose test set the mosaics are made of (default: the data the model was "
+                        "trained on, when it is on this machine)")
+    p.add_argument("--output", default=None, help="PNG path (default: rf.png, or rf_growth.png without --layer, "
+                                                  "beside the model)")
 
     p = sub.add_parser("demo", help="a web page for a trained model: upload images, top-k, Grad-CAM, misclassified "
                                     "test images (needs pip install 'advconv[demo]')", allow_abbrev=False)

@@ -2,8 +2,9 @@
 
 Each field carries its type (``Literal`` for a fixed set of values), its default, its help
 text and the rule its value keeps; ``advconv train --help``, YAML loading, overrides and
-validation all read them from the field. A YAML file (a path, or a shipped recipe's name) may extend another (``base:``), and
-overrides name a field by its dotted path (``optim.lr``) or, where unique, its leaf (``lr``).
+validation all read them from the field. A YAML file (a path, or a shipped recipe's name) may
+extend another (``base:``), and overrides name a field by its dotted path (``optim.lr``) or,
+where unique, its leaf (``lr``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Per-layer summary of any net: output shape, parameters, MACs and receptive field.
 
 Shapes come from forward hooks on one dummy batch; the receptive-field arithmetic is ours:
-walking the leaf layers in execution order, a layer with kernel k, stride s, dilation d
-grows the field by ``(d*(k-1)) * jump`` and multiplies the jump by s. That is exact for
+walking the leaf layers in execution order, a layer with kernel k, stride s, dilation d and
+padding p grows the field by ``(d*(k-1)) * jump``, moves the centre of its first unit by
+``(d*(k-1)/2 - p) * jump`` and multiplies the jump by s. That is exact for
 chains, and for residual blocks whose skip is an identity (the longest path dominates).
 Anything else (a projection shortcut, a concatenation, a functional op between layers, an
 upsample) is detected from the data flow of that forward pass, and the summary then says
@@ -31,6 +32,11 @@ class LayerInfo:
     macs: int
     rf: tuple[int, int] | None      # None from the first place the chain cannot be followed
     jump: tuple[float, float] | None
+    start: tuple[float, float] | None = None  # the centre of the first unit's field, in input pixels (row, col)
+
+    def centre(self, row: int, col: int) -> tuple[float, float]:
+        """Where the field of the unit at (row, col) of this layer's map is centred, in input pixels."""
+        return (self.start[0] + row * self.jump[0], self.start[1] + col * self.jump[1])
 
 
 @dataclass
@@ -91,11 +97,23 @@ def _units(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if _is_leaf(m) or isinstance(m, Residual)]
 
 
-def _rf_step(module: nn.Module, rf: tuple, jump: tuple, in_shape, out_shape) -> tuple[tuple, tuple]:
-    """Receptive field and jump after ``module``, given them before it (per axis)."""
+def _padding(module: nn.Module, k: tuple, d: tuple) -> tuple:
+    p = getattr(module, "padding", 0)
+    if p == "same":
+        return tuple(d_ * (k_ - 1) / 2 for k_, d_ in zip(k, d))
+    return (0, 0) if p == "valid" else pair(p)
+
+
+def _rf_step(module: nn.Module, rf: tuple, jump: tuple, start: tuple | None, in_shape,
+             out_shape) -> tuple[tuple, tuple, tuple | None]:
+    """Receptive field, jump and first unit's centre after ``module``, given them before it (per
+    axis); the centre is None where the arithmetic does not place it."""
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
         k, s = pair(module.kernel_size), pair(module.stride)
         d = pair(getattr(module, "dilation", 1))
+        if start is not None:
+            start = tuple(c + (d_ * (k_ - 1) / 2 - p) * j
+                          for c, k_, d_, p, j in zip(start, k, d, _padding(module, k, d), jump))
         rf = tuple(r + d_ * (k_ - 1) * j for r, k_, d_, j in zip(rf, k, d, jump))
         jump = tuple(j * s_ for j, s_ in zip(jump, s))
     elif isinstance(module, nn.ConvTranspose2d):
@@ -103,14 +121,14 @@ def _rf_step(module: nn.Module, rf: tuple, jump: tuple, in_shape, out_shape) -> 
         # an output pixel sees ceil(k_eff / s) input pixels along each axis
         rf = tuple(r + (math.ceil((d_ * (k_ - 1) + 1) / s_) - 1) * j
                    for r, k_, d_, s_, j in zip(rf, k, d, s, jump))
-        jump = tuple(j / s_ for j, s_ in zip(jump, s))
+        jump, start = tuple(j / s_ for j, s_ in zip(jump, s)), None
     elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and len(in_shape) == 4:
         # pooling to a smaller grid: each output cell covers in/out input cells
         for axis in (0, 1):
             cells = math.ceil(in_shape[2 + axis] / out_shape[2 + axis])
             rf = tuple(r + (cells - 1) * j if a == axis else r for a, (r, j) in enumerate(zip(rf, jump)))
-        jump = tuple(j * in_shape[2 + a] / out_shape[2 + a] for a, j in enumerate(jump))
-    return rf, jump
+        jump, start = tuple(j * in_shape[2 + a] / out_shape[2 + a] for a, j in enumerate(jump)), None
+    return rf, jump, start
 
 
 def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
@@ -180,12 +198,12 @@ def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> M
         model.train(was_training)
 
     unseen = _chain_break(events, x)
-    layers, rf, jump, final_rf, followed = [], (1, 1), (1, 1), (1, 1), True
+    layers, rf, jump, start, final_rf, followed = [], (1, 1), (1, 1), (0.0, 0.0), (1, 1), True
     for name, module, inp, out in events:
         if isinstance(module, Residual):
             continue
         followed = followed and not (unseen and unseen.startswith(f"{name} ("))
-        rf, jump = _rf_step(module, rf, jump, tuple(inp.shape), tuple(out.shape))
+        rf, jump, start = _rf_step(module, rf, jump, start, tuple(inp.shape), tuple(out.shape))
         if out.dim() == 4 and out.shape[-1] > 1:
             final_rf = rf
         layers.append(LayerInfo(
@@ -193,6 +211,7 @@ def summarize(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> M
             output_shape=tuple(out.shape[1:]),
             params=sum(p.numel() for p in module.parameters()),
             macs=_macs(module, inp, out), rf=rf if followed else None, jump=jump if followed else None,
+            start=start if followed else None,
         ))
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,12 +17,13 @@ from PIL import Image
 
 from ..data.datasets import ArrayDataset, decode_image
 from ..errors import AdvconvError, ConfigError
+from ..nets.receptive import effective_fields, layer_infos, resolve_layer
 from ..nets.rules import check_rules
 from ..nets.summary import summarize
 from ..trained.evaluation import labelled_for, sample_misclassified
-from ..trained.explain import blend, gradcam_heatmaps
+from ..trained.explain import blend, conv_blocks, gradcam_heatmaps, target_block
 from ..trained.hub import TrainedModel, load_model
-from ..trained.inference import predict
+from ..trained.inference import predict, preprocess
 from ..trained.scoring import EvalResult, score
 from . import HOST, PORT
 
@@ -43,8 +44,8 @@ class Demo:
 
     @property
     def blocks(self) -> list[str]:
-        """The layers Grad-CAM can look at: the net's conv blocks, by name."""
-        return [name for name, _ in self.trained.net.named_children() if name.startswith("c")]
+        """The layers Grad-CAM and the receptive-field panel look at: the net's conv blocks, by name."""
+        return list(conv_blocks(self.trained.net))
 
 
 def load_demo(model: str | Path, data: str | Path | None = None, cache_dir: str | Path | None = None) -> Demo:
@@ -81,13 +82,38 @@ def shown(image: np.ndarray) -> np.ndarray:
 def gradcam(demo: Demo, image: np.ndarray, class_index: int, layer: str, opacity: float) -> np.ndarray:
     """Where the net looks for ``class_index`` in ``image``, from block ``layer``, blended over the
     image at the page's size with ``opacity`` (0: the image alone, 1: the heatmap alone)."""
-    if layer not in demo.blocks:
-        raise ConfigError(f"no layer {layer!r}; the net's blocks are {', '.join(demo.blocks)}")
     record = demo.trained.record
+    block = target_block(demo.trained.net, layer)
     small = np.array(Image.fromarray(image).resize((record.input_size,) * 2, Image.BICUBIC))[None]
-    heatmap = gradcam_heatmaps(demo.trained.net, small, [class_index], record.stats,
-                               getattr(demo.trained.net, layer))[0]
+    heatmap = gradcam_heatmaps(demo.trained.net, small, [class_index], record.stats, block)[0]
     return blend(shown(image), heatmap, float(np.clip(opacity, 0, 1)))
+
+
+def unit_field(demo: Demo, image: np.ndarray, layer: str, point: tuple[float, float]) -> tuple[np.ndarray, str]:
+    """What the receptive-field panel shows for a click at ``point`` (row, col, in the shown
+    image's pixels) with block ``layer``: the unit of that block nearest the click, its effective
+    field over the image as a heatmap and its theoretical square outlined, and both sides in words."""
+    from PIL import ImageDraw
+
+    record, net = demo.trained.record, demo.trained.net
+    size = record.input_size
+    small = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    name = resolve_layer(net, layer, size)
+    info = layer_infos(net, size)[name]
+    rows, cols = info.output_shape[1:]
+    at = [float(np.clip(p, 0, SHOWN - 1)) * size / SHOWN for p in point]  # in input pixels
+    unit = tuple(int(np.clip(round((p - s) / j), 0, n - 1))  # the unit whose field is centred nearest the click
+                 for p, s, j, n in zip(at, info.start, info.jump, (rows, cols)))
+    (measured,) = effective_fields(net, preprocess(small[None], record.stats), [name], {name: unit})
+    overlay = Image.fromarray(blend(shown(image), measured.gradient / max(measured.gradient.max(), 1e-12), 0.6))
+    scale, s = SHOWN / size, measured.square
+    ImageDraw.Draw(overlay).rectangle([s.left * scale, s.top * scale, (s.right + 1) * scale - 1,
+                                       (s.bottom + 1) * scale - 1], outline=(0, 255, 255), width=2)
+    clipped = f", clipped by the {size}x{size} image to {s.side} px" if s.clipped else ""
+    text = (f"**{layer}** unit {unit}: theoretical field **{measured.theoretical_side} px**{clipped}; effective "
+            f"field: 50 % of its gradient within **{measured.sides[0.5]} px**, 95 % within "
+            f"**{measured.sides[0.95]} px**")
+    return np.array(overlay), text
 
 
 def classify(demo: Demo, paths: list[str | Path], k: int, cam: bool, layer: str,
@@ -197,6 +223,36 @@ def build_app(demo: Demo):
             wrong_text = gr.Markdown(elem_id="wrong_text")
             wrong = gr.Gallery(label="true / predicted", columns=5, height=420, object_fit="contain",
                                allow_preview=False, elem_id="wrong")
+        with gr.Accordion("Receptive field: click a point", open=False, elem_id="rf_panel"):
+            gr.Markdown("What one unit of a block sees: its theoretical field (the cyan square, from the "
+                        "summary's arithmetic) and its effective field (where its gradient with respect to the "
+                        "pixels lies, as a heatmap). Click the image; the first uploaded image replaces it.")
+            with gr.Row():
+                rf_image = gr.Image(shown(read_image(samples[0])), label="click a point", interactive=False,
+                                    elem_id="rf_image")
+                with gr.Column():
+                    rf_layer = gr.Dropdown(demo.blocks, value=demo.blocks[-1], label="block", elem_id="rf_layer")
+                    rf_text = gr.Markdown(elem_id="rf_text")
+        base, point = gr.State(read_image(samples[0])), gr.State((SHOWN / 2, SHOWN / 2))
+
+        def clicked(image, layer_name, evt):
+            at = (evt.index[1], evt.index[0])  # Gradio gives (x, y)
+            return *unit_field(demo, image, layer_name, at), at
+
+        clicked.__annotations__["evt"] = gr.SelectData  # how Gradio knows to pass the click: a type, not a string
+
+        def uploaded(f):
+            paths = [getattr(x, "name", x) for x in (f or [])]
+            try:
+                image = read_image(paths[0]) if paths else read_image(samples[0])
+            except (AdvconvError, OSError):
+                image = read_image(samples[0])
+            return image, shown(image), ""
+
+        rf_image.select(clicked, [base, rf_layer], [rf_image, rf_text, point])
+        rf_layer.change(lambda image, name, at: unit_field(demo, image, name, at), [base, rf_layer, point],
+                        [rf_image, rf_text])
+        files.change(uploaded, [files], [base, rf_image, rf_text])
         run.click(lambda f, *a: classify(demo, [getattr(x, "name", x) for x in (f or [])], *a),
                   [files, k, cam, layer, opacity], [gallery, table], api_name="classify")
         show.click(lambda *a: misclassified(demo, *a), [count, cam, layer, opacity], [wrong, wrong_text])

@@ -18,12 +18,19 @@ from .manifest import record_outputs
 from .plots import plot_image_grid
 
 
-def default_target_layer(model: nn.Module) -> nn.Module:
-    """The last block whose output still has a spatial map (c4 in the C1-C4 nets)."""
-    blocks = [m for name, m in model.named_children() if name.startswith("c")]
+def conv_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """The net's conv blocks by name (c1..cN): the layers Grad-CAM looks at."""
+    return {name: m for name, m in model.named_children() if name.startswith("c")}
+
+
+def target_block(model: nn.Module, name: str | None = None) -> nn.Module:
+    """The block ``name``, or the last one whose output still has a spatial map (c4 in the C1-C4 nets)."""
+    blocks = conv_blocks(model)
     if not blocks:
         raise ConfigError("cannot find a conv block (c1..cN) to explain; pass a target layer")
-    return blocks[-1]
+    if name is not None and name not in blocks:
+        raise ConfigError(f"no block {name!r}; the net's blocks are {', '.join(blocks)}")
+    return blocks[name] if name is not None else list(blocks.values())[-1]
 
 
 def gradcam_heatmaps(model: nn.Module, images: np.ndarray, classes_to_explain: Sequence[int],
@@ -32,7 +39,7 @@ def gradcam_heatmaps(model: nn.Module, images: np.ndarray, classes_to_explain: S
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    layer = target_layer if target_layer is not None else default_target_layer(model)
+    layer = target_layer if target_layer is not None else target_block(model)
     with GradCAM(model=model.eval(), target_layers=[layer]) as cam:
         return cam(input_tensor=preprocess(images, stats),
                    targets=[ClassifierOutputTarget(int(c)) for c in classes_to_explain])
@@ -68,10 +75,11 @@ class Explanation:
 
 
 def explain_images(source: str | Path, data: str | None = None, indices: Sequence[int] | None = None,
-                   count: int = 12, split: str | None = None, cache_dir: str | Path | None = None) -> Explanation:
-    """Grad-CAM of the predicted class for chosen images, or for ``count`` misclassified ones, of
-    the run's own split (its held-out images when it had a validation split, else the test set)
-    or ``split``."""
+                   count: int = 12, split: str | None = None, cache_dir: str | Path | None = None,
+                   layer: str | None = None) -> Explanation:
+    """Grad-CAM of the predicted class at block ``layer`` (default: the last) for chosen images,
+    or for ``count`` misclassified ones, of the run's own split (its held-out images when it had a
+    validation split, else the test set) or ``split``."""
     evaluation = evaluate_checkpoint(source, data, split=split, cache_dir=cache_dir)
     model, record = evaluation.trained.net, evaluation.trained.record
     test, result = evaluation.images, evaluation.result
@@ -84,7 +92,7 @@ def explain_images(source: str | Path, data: str | None = None, indices: Sequenc
             raise ConfigError(f"{evaluation.split} image indices must lie in 0..{len(targets) - 1}")
     if len(chosen) == 0:
         raise ConfigError(f"no images to explain (no misclassified {evaluation.split} image found)")
-    overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], record.stats)
+    overlays = gradcam_overlays(model, test.images[chosen], preds[chosen], record.stats, target_block(model, layer))
     names = record.classes
     titles = [t for i in chosen for t in (f"#{i} true {names[targets[i]]}", f"Grad-CAM: {names[preds[i]]}")]
     return Explanation(chosen, test.images[chosen], overlays, titles, evaluation.split)
@@ -92,9 +100,9 @@ def explain_images(source: str | Path, data: str | None = None, indices: Sequenc
 
 def explain_checkpoint(source: str | Path, output: str | Path, data: str | None = None,
                        indices: Sequence[int] | None = None, count: int = 12, split: str | None = None,
-                       cache_dir: str | Path | None = None) -> Path:
+                       cache_dir: str | Path | None = None, layer: str | None = None) -> Path:
     """``explain_images`` as a PNG grid at ``output``: each image beside its overlay."""
-    shown = explain_images(source, data, indices, count, split, cache_dir)
+    shown = explain_images(source, data, indices, count, split, cache_dir, layer)
     pairs = np.stack([shown.images, shown.overlays], axis=1).reshape(-1, *shown.images.shape[1:])
     written = plot_image_grid(pairs, shown.titles, output, cols=6)
     record_outputs([written])

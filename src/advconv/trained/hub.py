@@ -193,7 +193,8 @@ def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
         return trained.net, trained.record.input_size
     if ":" not in name:
         raise ConfigError(f"unknown model {name!r}: not an architecture ({', '.join(sorted(MODELS))}), a shipped "
-                          f"tag ({', '.join(shipped_tags())}), a recipe or config .yaml, a run directory or weights file, "
+                          f"tag ({', '.join(shipped_tags())}), a recipe or config .yaml, a run directory or weights "
+                          "file, "
                           "or package.module:attribute")
     return _imported(name), 32
 

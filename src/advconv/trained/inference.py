@@ -93,7 +93,8 @@ def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 
     trained, paths = load_model(source), list(paths)
     if skip_corrupt:
         paths = [p for p in paths if readable(p, trained.record.input_size)]
-    return [p for i in range(0, len(paths), chunk) for p in predict(trained, paths[i:i + chunk], top_k, tta_flip, tta_shift)]
+    return [p for i in range(0, len(paths), chunk)
+            for p in predict(trained, paths[i:i + chunk], top_k, tta_flip, tta_shift)]
 
 
 def readable(path: str | Path, size: int) -> bool:

@@ -99,3 +99,39 @@ def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Seque
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_unit_field(image: np.ndarray, field, path: str | Path, title: str) -> Path:
+    """An image (H, W, 3 uint8) with one unit's effective field as a heatmap and its theoretical
+    square outlined; ``field`` is a ``nets.receptive.UnitField`` measured on that input's size."""
+    from matplotlib.patches import Rectangle
+
+    fig, (ax_image, ax_field) = _subplots(1, 2, figsize=(9, 4.6))
+    square = field.square
+    for ax, shown in ((ax_image, None), (ax_field, field.gradient)):
+        ax.imshow(image)
+        if shown is not None:
+            ax.imshow(shown / max(shown.max(), 1e-12), cmap="inferno", alpha=0.75)
+        ax.add_patch(Rectangle((square.left - 0.5, square.top - 0.5), square.right - square.left + 1,
+                               square.bottom - square.top + 1, fill=False, color="cyan", lw=1.5))
+        ax.axis("off")
+    ax_image.set_title("theoretical field (cyan)" + (", clipped" if square.clipped else ""))
+    sides = ", ".join(f"{int(100 * q)} %: {s} px" for q, s in field.sides.items())
+    ax_field.set_title(f"effective field: {sides}")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_field_growth(layers: Sequence[str], theoretical: Sequence[int], effective: dict[str, Sequence[int]],
+                      path: str | Path, title: str) -> Path:
+    """Theoretical and effective (95 %) field sides, layer by layer; ``effective`` by weights."""
+    fig, ax = _subplots(figsize=(max(7.0, 0.45 * len(layers)), 4.2))
+    steps = range(len(layers))
+    ax.step(steps, theoretical, where="mid", color="black", label="theoretical")
+    for (label, sides), style in zip(effective.items(), ("--", "-")):
+        ax.plot(steps, sides, style, marker="o", ms=3, label=f"effective 95 % ({label})")
+    ax.set_xticks(list(steps), layers, rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="side in input pixels", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

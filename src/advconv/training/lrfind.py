@@ -7,8 +7,9 @@ The suggestion is a tenth of the learning rate at the smoothed loss's minimum: a
 itself the loss is already about to blow up, and one-cycle spends its middle steps near the
 peak. It is given only where the curve turns (past its lowest point the smoothed loss climbs
 back above where it started): a curve that stays low to the ramp's end, as Muon's does, marks
-no turn, and the test says so instead of giving a number. torch-lr-finder does the same test on a plain DataLoader and optimizer; this one runs
-through advconv's own pipelines, precision context and Muon groups, which that one cannot.
+no turn, and the test says so instead of giving a number. torch-lr-finder does the same test
+on a plain DataLoader and optimizer; this one runs through advconv's own pipelines, precision
+context and Muon groups, which that one cannot.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def lr_range_test(cfg: Config, steps: int = STEPS, start_lr: float = START_LR, e
         test.smoothed.append(smoothed)
         best = min(best, smoothed)
         if smoothed > DIVERGED * best:
-            test.stopped, test.diverged = f"stopped at lr {lr:.3g}: the smoothed loss rose to {DIVERGED:g}x its best", True
+            test.stopped = f"stopped at lr {lr:.3g}: the smoothed loss rose to {DIVERGED:g}x its best"
+            test.diverged = True
             break
     if len(test.lrs) < 2:
         raise ConfigError(f"the loss diverged at the first steps, from lr {start_lr:g}: give a lower --start_lr")
