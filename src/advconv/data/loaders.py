@@ -278,14 +278,15 @@ def loader_workers(workers: int | None, cpus: int | None = None) -> int:
     return 0 if cpus <= 2 else min(4, cpus - 1)
 
 
-def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: ChannelStats,
+def make_loaders(cfg: Config, train: ArrayDataset, scored: ArrayDataset, stats: ChannelStats,
                  rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
                  targets: torch.Tensor | None = None) -> tuple[Callable[[int], Iterable], BatchLoader]:
-    """(the training loader of an epoch, by epoch number; the test loader) for ``cfg``'s pipeline,
+    """(the training loader of an epoch, by epoch number; the loader of ``scored``, what each epoch
+    is evaluated on: the test set or a validation split) for ``cfg``'s pipeline,
     training on ``targets`` (class probabilities per training image) instead of the labels when
     given. On a CUDA ``device`` the batched pipeline holds the images there."""
     device = device if torch.device(device).type == "cuda" else "cpu"
-    test_loader = BatchLoader(test, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
+    eval_loader = BatchLoader(scored, stats, cfg.batch_size, train=False, channels_last=cfg.channels_last,
                               device=device)
     if cfg.data.pipeline == "batched":
         loader = BatchLoader(train, stats, cfg.batch_size, train=True, aug=cfg.augment, batched=cfg.batched,
@@ -295,7 +296,7 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: Ch
         def batched_epoch(epoch: int) -> BatchLoader:
             loader.set_epoch(epoch)
             return loader
-        return batched_epoch, test_loader
+        return batched_epoch, eval_loader
 
     transform = albumentations_transform(stats, cfg.augment, cfg.albumentations, train=True)
     # as numpy: read once per image, where a torch scalar op costs more than the lookup is worth
@@ -317,4 +318,4 @@ def make_loaders(cfg: Config, train: ArrayDataset, test: ArrayDataset, stats: Ch
             persistent_workers=False,
         )
         return Normalized(loader, stats, cfg.channels_last)
-    return albumentations_epoch, test_loader
+    return albumentations_epoch, eval_loader

@@ -29,7 +29,7 @@ from ..errors import CheckpointError
 from ..files import atomic_write, atomic_write_bytes
 from ..nets.models import build_net
 from ..nets.specs import resolve_spec
-from ..trained import runfiles
+from . import runfiles
 
 
 @dataclass

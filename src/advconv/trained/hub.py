@@ -24,7 +24,7 @@ from ..config import load_config
 from ..errors import CheckpointError, ConfigError, note
 from ..nets.models import build_net
 from ..nets.specs import MODELS, NetSpec, resolve_spec
-from ..trained import runfiles
+from . import runfiles
 from .checkpoint import InferenceRecord, load_checkpoint, load_weights
 
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"  # trained weights that come with the package
@@ -34,10 +34,15 @@ def shipped_tags() -> list[str]:
     return sorted(p.name.removesuffix(".safetensors") for p in SHIPPED.glob("*.safetensors"))
 
 
+def _as_renamed(name: str) -> str:
+    """A tag with its recipe's new name (``stem8.assignment9`` -> ``stem8.default``)."""
+    architecture, _, recipe = name.partition(".")
+    return f"{architecture}.{recipes.RENAMED.get(recipe)}"
+
+
 def is_shipped(name: str) -> bool:
     """Whether ``name`` is a shipped tag, by its name now or before its recipe was renamed."""
-    architecture, _, recipe = name.partition(".")
-    return name in shipped_tags() or f"{architecture}.{recipes.RENAMED.get(recipe)}" in shipped_tags()
+    return name in shipped_tags() or _as_renamed(name) in shipped_tags()
 
 
 def architecture_of(name: str) -> str:
@@ -46,9 +51,8 @@ def architecture_of(name: str) -> str:
 
 
 def renamed_tag(name: str) -> str:
-    """A tag whose recipe was renamed (``stem8.default``) as it is named now, said in one line."""
-    architecture, _, recipe = name.partition(".")
-    new = f"{architecture}.{recipes.RENAMED.get(recipe)}"
+    """A tag whose recipe was renamed (``stem8.assignment9``) as it is named now, said in one line."""
+    new = _as_renamed(name)
     if new in shipped_tags():
         note(f"{name} is now {new} (CHANGELOG.md)")
         return new

@@ -19,7 +19,7 @@ import torch
 
 from ..config import Config
 from ..files import atomic_write_bytes
-from ..trained import runfiles
+from . import runfiles
 
 PACKAGES = ("advconv", "torch", "torchvision", "numpy", "albumentations", "pillow")
 

@@ -14,7 +14,7 @@ from ..config import Config, config_from_dict
 from ..data.datasets import SPLIT_NAMES, ArrayDataset, channel_stats
 from ..data.loaders import make_loaders
 from ..errors import CheckpointError
-from ..trained import runfiles
+from . import runfiles
 from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
 from .manifest import record_outputs
 from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class

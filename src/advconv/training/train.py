@@ -226,14 +226,14 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
     """What a run trains on, assembled: the images (``read_splits``), the batch they train at
     (``fit_batch_to_data``), a teacher's targets, the loaders, the inference record, and the
     first conv's whitening filters."""
-    train, test, split, described = read_splits(cfg.data, progress)
+    train, scored, split, described = read_splits(cfg.data, progress)
     notes = [fit_batch_to_data(cfg, len(train) // rt.world_size), fit_layout_to_kernels(cfg, spec, rt)]
     targets = None
     if cfg.distill.teacher is not None:
         targets, note = distilled_targets(cfg, train, rt)
         notes.append(note)
     stats = channel_stats(train.images)
-    train_for, test_loader = make_loaders(cfg, train, test, stats, rt.rank, rt.world_size, rt.device, targets)
+    train_for, eval_loader = make_loaders(cfg, train, scored, stats, rt.rank, rt.world_size, rt.device, targets)
     steps = len(train_for(0))
     if steps == 0:
         share = len(train) // rt.world_size
@@ -243,7 +243,7 @@ def load_data(cfg: Config, spec: NetSpec, rt: Runtime, progress: bool = False) -
     record = InferenceRecord(spec.to_dict(), train.classes, stats.mean, stats.std, cfg.data.image_size,
                              tta_flip=cfg.tta_flip, tta_shift=cfg.tta_shift)
     filters = first_conv_whitening(train, stats, spec.blocks[0]) if cfg.optim.whiten else None
-    return RunData(train_for, test_loader, split, record, (len(train), len(test)), steps, described, filters,
+    return RunData(train_for, eval_loader, split, record, (len(train), len(scored)), steps, described, filters,
                    [n for n in notes if n])
 
 
