@@ -25,14 +25,14 @@ def test_ten_examples_ship_one_per_class_and_the_page_says_what_predict_says(dem
     samples = sorted(SAMPLES.glob("*.jpg"))
     assert [p.stem for p in samples] == sorted(demo.trained.record.classes)
     expected = [p.top[0][0] for p in predict_files(SHIPPED, samples, top_k=1)]
-    assert [top_k(demo, read_image(p), 1)[0][0] for p in samples] == expected
+    assert [top_k(demo, read_image(p), 1).top[0][0] for p in samples] == expected
 
 
 def test_top_k_is_capped_at_the_classes_and_sorted(demo):
     image = read_image(SAMPLES / "cat.jpg")
-    top = top_k(demo, image, 99)
+    top = top_k(demo, image, 99).top
     assert len(top) == 10 and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
-    assert sum(p for _, p in top) == pytest.approx(1, abs=1e-4) and len(top_k(demo, image, 0)) == 1
+    assert sum(p for _, p in top) == pytest.approx(1, abs=1e-4) and len(top_k(demo, image, 0).top) == 1
 
 
 def test_gradcam_blends_the_chosen_layer_at_the_chosen_opacity(demo):

@@ -19,12 +19,14 @@ from .nets.rules import RulesReport, check_rules
 from .nets.summary import ModelSummary, summarize
 from .page.demo import serve as demo
 from .trained.compare import compare_models as compare
+from .trained.evaluation import calibrate_weights as calibrate
 from .trained.evaluation import evaluate_checkpoint as evaluate
 from .trained.explain import explain_checkpoint as explain
 from .trained.export import export
 from .trained.hub import TrainedModel, create_model, load_model, resolve_model, resolve_with_size
 from .trained.inference import predict, predict_files
 from .trained.plots import plot_lr_range
+from .trained.publish import space_folder as space
 from .trained.report import plot_run as plot
 from .trained.rf import FieldsReport, receptive_fields
 from .training import lrfind
@@ -33,7 +35,7 @@ from .training.train import TrainResult
 from .training.train import fit as _fit
 
 __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary",
-           "receptive_fields", "FieldsReport",
+           "receptive_fields", "FieldsReport", "calibrate", "space",
            "check", "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult",
            "RangeTest"]
 

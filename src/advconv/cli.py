@@ -19,6 +19,7 @@ from .data.datasets import SPLIT_NAMES, image_files
 from .errors import AdvconvError
 from .nets.specs import MODELS
 from .trained import runfiles
+from .trained.calibration import SCORES
 from .training import lrfind
 
 
@@ -107,6 +108,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scored = api.evaluate(args.model, args.data, tta_flip=args.tta_flip, tta_shift=args.tta_shift, split=args.split,
                           cache_dir=args.cache_dir)
     print(scored.result.line(SPLIT_NAMES[args.split]))
+    print(scored.calibration_line())
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from . import api
+
+    found, written = api.calibrate(args.model, args.data, args.unsure_score, args.output, args.cache_dir)
+    print("\n".join(found.lines()))
+    print(f"wrote {written}")
     return 0
 
 
@@ -151,6 +162,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {exported.paths[1]} (int8, calibrated on {exported.calibrated_on} training images)")
     if exported.note:
         print(f"note: {exported.note}")
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from . import api
+
+    print(f"wrote {api.space(args.model, args.output)}")
     return 0
 
 
@@ -299,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "test-time views or runs without the test set")
     add_view_options(p)
 
+    p = sub.add_parser("calibrate", help="fit a trained model's temperature and unsure threshold on images its "
+                                         "figures do not use, and store them with its weights", allow_abbrev=False)
+    add_trained_model(p)
+    add_data_options(p)
+    p.add_argument(*flags("unsure_score"), dest="unsure_score", choices=SCORES, default=SCORES[0],
+                   help=f"how sure the net is of an image, for the unsure answer (default: {SCORES[0]})")
+    p.add_argument("--output", default=None, help="the calibrated weights, .safetensors (default: the weights file "
+                                                  "the model came from; a run directory's model.safetensors)")
+
     p = sub.add_parser("compare", help="two trained models on the same images: is the gap beyond chance? "
                                        "(exact McNemar test)", allow_abbrev=False)
     p.add_argument("first", help=TRAINED)
@@ -325,14 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript", allow_abbrev=False)
     add_trained_model(p)
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "torchscript", "hub"), default="onnx",
+                   help="hub: a folder of model.safetensors, config.json and a model card, as the Hugging Face Hub "
+                        "keeps weights (push it with huggingface_hub.upload_folder)")
     p.add_argument("--tta", action="store_true",
                    help="bake the run's test-time views (flip, shifts) into the graph: the accuracy it reported")
     p.add_argument("--int8", action="store_true", help="also write a statically quantized int8 ONNX file")
     p.add_argument("--calibration", type=int, default=512, metavar="N",
                    help="training images that calibrate the int8 activation ranges")
     add_data_options(p, "for --int8: defaults to the data the model was trained on")
-    p.add_argument("--output", default=None, help="defaults to beside the model, named after it, .onnx/.torchscript.pt")
+    p.add_argument("--output", default=None, help="defaults to beside the model, named after it: .onnx, "
+                                                  ".torchscript.pt, or a folder ending _hub")
 
     p = sub.add_parser("explain", help="Grad-CAM grid for misclassified or chosen test images", allow_abbrev=False)
     add_trained_model(p)
@@ -363,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained on, when it is on this machine)")
     p.add_argument("--output", default=None, help="PNG path (default: rf.png, or rf_growth.png without --layer, "
                                                   "beside the model)")
+
+    p = sub.add_parser("space", help="a folder ready to push to a Hugging Face Space serving a trained model's page "
+                                     "(needs pip install 'advconv[demo]')", allow_abbrev=False)
+    p.add_argument("model", help=TRAINED)
+    p.add_argument("output", help="the folder to write (new, empty, or an earlier Space folder)")
 
     p = sub.add_parser("demo", help="a web page for a trained model: upload images, top-k, Grad-CAM, misclassified "
                                     "test images (needs pip install 'advconv[demo]')", allow_abbrev=False)

@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import tarfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +76,31 @@ def image_array(img: Image.Image, size: int | None = 32) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def decode_image(data: bytes | str | Path, name: str, size: int | None = 32) -> np.ndarray:
-    """Any image file as (size, size, 3) uint8 RGB (``size`` None: its own size); DataError
-    naming the file if unreadable."""
+MAX_PIXELS = 40_000_000  # an image larger than this is refused before it is decoded: a 48-megapixel phone photo
+#                          still passes; a decompression bomb (a small file of billions of pixels) does not
+
+
+def decode_image(data: bytes | str | Path, name: str, size: int | None = 32, draft: int | None = None) -> np.ndarray:
+    """Any image file as (size, size, 3) uint8 RGB (``size`` None: its own size, or with a JPEG
+    ``draft``, reduced while decoding to no less than that side); DataError naming the file if
+    unreadable or over ``MAX_PIXELS``. A JPEG is decoded reduced where the result is smaller
+    anyway, which saves most of its memory."""
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # ours below says it in one line
+            img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        with img:
+            if img.width * img.height > MAX_PIXELS:
+                raise DataError(f"{name} is {img.width}x{img.height} pixels; advconv reads images of at most "
+                                f"{MAX_PIXELS / 1e6:g} megapixels")
+            if size is not None or draft is not None:
+                img.draft("RGB", (size or draft, size or draft))  # JPEG only: decode at 1/2, 1/4 or 1/8
             return image_array(img, size)
+    except DataError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise DataError(f"{name} has more pixels than advconv reads ({MAX_PIXELS / 1e6:g} megapixels at most)") \
+            from None
     except Exception as exc:  # PIL raises many kinds on damaged files; each means "cannot decode"
         reason = "not an image format PIL can read" if isinstance(exc, UnidentifiedImageError) else \
             " ".join(str(exc).split()) or type(exc).__name__

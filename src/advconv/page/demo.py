@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -18,12 +17,12 @@ from PIL import Image
 from ..data.datasets import ArrayDataset, decode_image
 from ..errors import AdvconvError, ConfigError
 from ..nets.receptive import effective_fields, layer_infos, resolve_layer
-from ..nets.rules import check_rules
-from ..nets.summary import summarize
 from ..trained.evaluation import labelled_for, sample_misclassified
 from ..trained.explain import blend, conv_blocks, gradcam_heatmaps, target_block
 from ..trained.hub import TrainedModel, load_model
-from ..trained.inference import predict, preprocess
+from ..trained.calibration import UNSURE
+from ..trained.card import card_text
+from ..trained.inference import Prediction, predict, preprocess
 from ..trained.scoring import EvalResult, score
 from . import HOST, PORT
 
@@ -64,14 +63,14 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ConfigError(f"{path.name} is larger than {MAX_FILE_BYTES // 2 ** 20} MB")
-    return np.array(decode_image(path, path.name, size=None))
+    return np.array(decode_image(path, path.name, size=None, draft=SHOWN))
 
 
-def top_k(demo: Demo, image: np.ndarray, k: int) -> list[tuple[str, float]]:
-    """The ``k`` most likely classes (at most all of them) and their probabilities, as
-    ``advconv predict`` gives them."""
+def top_k(demo: Demo, image: np.ndarray, k: int) -> Prediction:
+    """The ``k`` most likely classes (at most all of them), their probabilities and whether the
+    net is unsure of the image, as ``advconv predict`` gives them."""
     k = max(1, min(int(k), len(demo.trained.record.classes)))
-    return predict(demo.trained, image, top_k=k)[0].top
+    return predict(demo.trained, image, top_k=k)[0]
 
 
 def shown(image: np.ndarray) -> np.ndarray:
@@ -131,11 +130,12 @@ def classify(demo: Demo, paths: list[str | Path], k: int, cam: bool, layer: str,
         except (AdvconvError, OSError) as exc:
             refused.append(f"**{name}** was not read: {exc}")
             continue
-        top = top_k(demo, image, k)
-        lines += [f"| {name if i == 0 else ''} | {cls} | {100 * p:.1f} % |" for i, (cls, p) in enumerate(top)]
+        found = top_k(demo, image, k)
+        top, unsure = found.top, f" ({UNSURE})" if found.unsure else ""
+        lines += [f"| {name + unsure if i == 0 else ''} | {cls} | {100 * p:.1f} % |" for i, (cls, p) in enumerate(top)]
         best = demo.trained.record.classes.index(top[0][0])
         gallery.append((gradcam(demo, image, best, layer, opacity) if cam else shown(image),
-                        f"{name}: {top[0][0]} {100 * top[0][1]:.1f} %"))
+                        f"{name}: {top[0][0]} {100 * top[0][1]:.1f} %{unsure}"))
     table = "\n".join(lines) if gallery else ""
     return gallery, "\n\n".join([table, *refused]).strip()
 
@@ -160,38 +160,7 @@ def misclassified(demo: Demo, count: int, cam: bool, layer: str, opacity: float)
 
 def model_card(demo: Demo) -> str:
     """What the net is and how it was measured, in Markdown, from the weights' own record."""
-    trained, record = demo.trained, demo.trained.record
-    summary = summarize(trained.net, record.input_size)
-    rules = check_rules(trained.net, record.input_size)
-    failed = [r.rule for r in rules.results if not r.passed]
-    provenance, config = trained.provenance, trained.provenance.get("config") or {}
-    model = config.get("model")
-    lines = [f"**{demo.name}**: a {model if isinstance(model, str) else 'custom'} net, "
-             f"{summary.total_params:,} parameters, {summary.total_macs / 1e6:.1f} M MACs per "
-             f"{record.input_size}x{record.input_size} image, receptive field "
-             f"{summary.final_rf[0] if summary.final_rf else 'not computed'}",
-             "The assignment's rules: " + ("all pass" if not failed else "fails " + "; ".join(failed)),
-             f"Classes: {', '.join(record.classes)}"]
-    if config:
-        optim = config.get("optim", {})
-        lines.append(f"Recipe: {config.get('epochs')} epochs of {optim.get('name')} at peak lr {optim.get('lr')} "
-                     f"({optim.get('schedule')}), the {config.get('data', {}).get('pipeline')} pipeline"
-                     + (f", from {config['pretrained']}" if config.get("pretrained") else ""))
-    lines.append(f"Measured: {measured(provenance, record)}")
-    return "\n\n".join(lines)
-
-
-def measured(provenance: dict[str, Any], record) -> str:
-    """The accuracy the weights' record holds, and on what."""
-    data = (provenance.get("data") or {}).get("name", "its training data")
-    if "test_accuracy" in provenance:  # shipped weights: scored in fp32 when shipped
-        acc = provenance["test_accuracy"]
-        return f"{acc['with_views']:.2f} % on the {acc['images']:,} test images of {data}, with its test-time views"
-    metrics = provenance.get("metrics") or {}
-    for split, words in (("test", "test"), ("val", "held-out validation")):
-        if metrics.get(f"{split}_acc") is not None:
-            return f"{metrics[f'{split}_acc']:.2f} % on the {words} images of {data} at epoch {provenance.get('epoch')}"
-    return "no accuracy recorded"
+    return card_text(demo.name, demo.trained)
 
 
 def build_app(demo: Demo):

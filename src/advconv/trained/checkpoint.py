@@ -43,6 +43,9 @@ class InferenceRecord:
     input_size: int = 32
     tta_flip: bool = False          # average with the mirrored image
     tta_shift: int = 0              # and with copies shifted by +-N pixels
+    temperature: float = 1.0        # the logits are divided by it before the softmax (calibration.py)
+    unsure_score: str | None = None         # how sure the net is of an image (calibration.SCORES) ...
+    unsure_threshold: float | None = None   # ... and below what an answer is marked unsure (None: never)
 
     @property
     def stats(self) -> ChannelStats:
@@ -142,16 +145,26 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 
+HUB_CONFIG = "config.json"  # in a Hub-style folder, the record beside model.safetensors (the Hub's name for it)
+
+
+def meta_path_of(path: Path) -> Path:
+    """Where a ``.safetensors``'s record lives: the ``.json`` of its name, else a Hub folder's config.json."""
+    own = path.with_suffix(".json")
+    return own if own.exists() or not (path.parent / HUB_CONFIG).exists() else path.parent / HUB_CONFIG
+
+
 def save_weights(path: str | Path, weights: dict[str, torch.Tensor], record: InferenceRecord,
-                 provenance: dict[str, Any]) -> Path:
-    """``path`` (.safetensors) and the ``.json`` beside it: what a user shares and loads with no pickle."""
+                 provenance: dict[str, Any], meta_path: str | Path | None = None) -> Path:
+    """``path`` (.safetensors) and its record (the ``.json`` beside it, or ``meta_path``): what a
+    user shares and loads with no pickle."""
     from safetensors.torch import save
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    meta = {"record": record.to_dict(), "provenance": provenance}
+    meta = {"library_name": "advconv", "record": record.to_dict(), "provenance": provenance}
     atomic_write_bytes(path, save(tensors))
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    atomic_write_bytes(Path(meta_path) if meta_path else path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
     return path
 
 
@@ -160,7 +173,8 @@ def load_weights(path: str | Path) -> tuple[nn.Module, InferenceRecord, dict[str
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path, meta_path = Path(path), Path(path).with_suffix(".json")
+    path = Path(path)
+    meta_path = meta_path_of(path)
     try:
         meta = json.loads(meta_path.read_text())
         record = InferenceRecord.from_dict(meta["record"])

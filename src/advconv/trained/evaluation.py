@@ -6,11 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 
 from ..data.datasets import SPLIT_NAMES, TORCHVISION, ArrayDataset, hold_out, load_dataset, load_labelled, split_digest
 from ..errors import ConfigError, DataError, note
-from .hub import TrainedModel, load_model
+from . import runfiles
+from .calibration import BINS, Calibration, calibrate, calibration_error
+from .checkpoint import save_weights
+from .hub import SHIPPED, TrainedModel, load_model
 from .scoring import EvalResult, score
 
 
@@ -20,6 +25,16 @@ class CheckpointEvaluation:
     images: ArrayDataset        # the images scored: the test set, or the run's held-out ones
     result: EvalResult
     split: str = "test"         # which of the two (data.SPLIT_NAMES)
+
+    def calibration_line(self) -> str:
+        """The expected calibration error on these images, as trained and with the weights' temperature."""
+        t = self.trained.record.temperature
+        before = calibration_error(self.result.logits, self.result.targets)
+        if t == 1.0:
+            return f"expected calibration error ({BINS} bins): {before:.2f} % (no temperature fitted: advconv calibrate)"
+        after = calibration_error(self.result.logits, self.result.targets, t)
+        return (f"expected calibration error ({BINS} bins): {before:.2f} % as trained, {after:.2f} % with its "
+                f"temperature {t:.3f}")
 
 
 def data_of(trained: TrainedModel, data: str | Path | None) -> str | Path | None:
@@ -96,3 +111,28 @@ def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: in
     class, so the first ones would all be airplanes)."""
     wrong = np.flatnonzero(predictions != targets)
     return np.sort(np.random.default_rng(seed).choice(wrong, min(count, len(wrong)), replace=False))
+
+
+def calibrate_weights(source: str | Path, data: str | Path | None = None, unsure_score: str = "max_probability",
+                      output: str | Path | None = None, cache_dir: str | Path | None = None) -> tuple[Calibration, Path]:
+    """Fit ``source``'s temperature and unsure threshold (``calibrate``) on the images its figures
+    do not use: its run's validation split, else the two halves of the test set of ``data`` (or
+    of the data it was trained on); write the weights with them to ``output`` (default: the
+    weights file it came from). Returns (the calibration, the weights file written)."""
+    trained = load_model(source)
+    held_out = default_split(trained) == "val"
+    images = held_out_for(trained, data, cache_dir) if held_out else labelled_for(trained, data, cache_dir)
+    result = score(trained, images)
+    found = calibrate(result.logits, result.targets, unsure_score, held_out)
+    if output is None:  # the weights it came from: a run's deployed file, or the .safetensors given
+        path = Path(source)
+        output = path / runfiles.WEIGHTS if path.is_dir() else path
+        if not output.exists() or SHIPPED in output.resolve().parents:
+            raise ConfigError(f"{source} is not a weights file of yours (shipped weights live in the package): "
+                              "give --output FILE.safetensors")
+        if output.suffix != ".safetensors":
+            raise ConfigError(f"{source} is a checkpoint: give --output FILE.safetensors for the calibrated weights")
+    record = dataclasses.replace(trained.record, temperature=found.temperature, unsure_score=found.unsure_score,
+                                 unsure_threshold=found.unsure_threshold)
+    provenance = trained.provenance | {"calibration": dataclasses.asdict(found)}
+    return found, save_weights(output, trained.net.state_dict(), record, provenance)

@@ -22,10 +22,11 @@ from .evaluation import trained_on
 from .hub import beside, load_model
 from .inference import preprocess, with_views
 from .manifest import record_outputs
+from .publish import hub_folder
 from .views import TestTimeViews
 
-EXPORT_FORMATS = ("onnx", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+EXPORT_FORMATS = ("onnx", "torchscript", "hub")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "hub": "_hub"}  # hub: a folder (publish.py)
 
 
 def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: int = 32,
@@ -126,10 +127,12 @@ def export(source: str | Path, output: str | Path | None = None, fmt: str = "onn
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if int8 and fmt != "onnx":
         raise ConfigError("int8 quantizes an ONNX file: use it with the onnx format")
-    trained = load_model(source)
-    record, viewed = trained.record, with_views(trained.net, trained.record)
     stem = "model" if Path(source).is_dir() else Path(source).name.removesuffix(".safetensors").removesuffix(".pt")
     output = Path(output) if output is not None else beside(source, stem + SUFFIXES[fmt])
+    if fmt == "hub":
+        return Exported([hub_folder(source, output)])
+    trained = load_model(source)
+    record, viewed = trained.record, with_views(trained.net, trained.record)
     calibration_images = trained_on(trained, data, cache_dir)[0].images if int8 else None
     paths, used = [export_model(viewed if tta else trained.net, output, fmt, record.input_size, record)], None
     if int8:

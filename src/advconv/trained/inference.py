@@ -17,6 +17,7 @@ from ..data.datasets import ChannelStats, decode_image, image_array
 from ..data.loaders import normalize
 from ..errors import DataError, warn
 from ..files import atomic_write_bytes
+from .calibration import UNSURE, scores
 from .checkpoint import InferenceRecord
 from .hub import TrainedModel, load_model
 from .views import TestTimeViews
@@ -31,9 +32,11 @@ def preprocess(images: np.ndarray, stats: ChannelStats) -> torch.Tensor:
 class Prediction:
     path: str                     # the file, or "image i" for an in-memory image
     top: list[tuple[str, float]]  # (class, probability), best first
+    unsure: bool = False          # its score fell below the weights' unsure threshold
 
     def line(self) -> str:
-        return f"{self.path}: " + ", ".join(f"{cls} {100 * p:.1f}%" for cls, p in self.top)
+        classes = ", ".join(f"{cls} {100 * p:.1f}%" for cls, p in self.top)
+        return f"{self.path}: " + (f"{UNSURE} ({classes})" if self.unsure else classes)
 
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
@@ -76,14 +79,19 @@ def predict(model: TrainedModel | str | Path, images: ImageLike | Sequence[Image
     """Top-k classes of each image, preprocessed as the net was trained (resized to its input
     size, normalized with its statistics) and averaged over the test-time views the run was
     evaluated with unless ``tta_flip``/``tta_shift`` say otherwise: what predict says is what the
-    reported accuracy measured. ``model``: a ``load_model`` result, or anything it takes."""
+    reported accuracy measured. Probabilities follow the weights' temperature, and an image
+    whose score falls below their unsure threshold is marked so. ``model``: a ``load_model``
+    result, or anything it takes."""
     trained = model if isinstance(model, TrainedModel) else load_model(model)
     record = trained.record
     batch, names = as_images(images, record.input_size)
-    probs = with_views(trained.net, record, tta_flip, tta_shift)(preprocess(batch, record.stats)).softmax(1)
+    logits = with_views(trained.net, record, tta_flip, tta_shift)(preprocess(batch, record.stats))
+    probs = (logits / record.temperature).softmax(1)
     values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
-    return [Prediction(name, [(record.classes[i], float(v)) for v, i in zip(vs, ix)])
-            for name, vs, ix in zip(names, values.tolist(), indices.tolist())]
+    unsure = [False] * len(names) if record.unsure_threshold is None else \
+        (scores(logits, record.unsure_score, record.temperature) < record.unsure_threshold).tolist()
+    return [Prediction(name, [(record.classes[i], float(v)) for v, i in zip(vs, ix)], flag)
+            for name, vs, ix, flag in zip(names, values.tolist(), indices.tolist(), unsure)]
 
 
 def predict_files(source: str | Path, paths: Sequence[str | Path], top_k: int = 3, tta_flip: bool | None = None,

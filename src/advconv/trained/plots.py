@@ -135,3 +135,30 @@ def plot_field_growth(layers: Sequence[str], theoretical: Sequence[int], effecti
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_reliability(logits, labels, temperature: float, path: str | Path, split: str = "test") -> Path:
+    """The reliability diagram: accuracy against stated confidence in equal-width bins, before and
+    after the temperature, with each curve's expected calibration error."""
+    import torch
+
+    from .calibration import BINS, calibration_error
+
+    fig, ax = _subplots(figsize=(5.5, 5))
+    edges = np.linspace(0, 1, BINS + 1)
+    for t, label in ((1.0, "as trained"), (temperature, f"temperature {temperature:.2f}")):
+        probs = (torch.as_tensor(logits).float() / t).softmax(1)
+        confidence, predicted = probs.max(1)
+        right = (predicted == torch.as_tensor(labels)).float()
+        bins = np.clip(np.digitize(confidence.numpy(), edges) - 1, 0, BINS - 1)
+        shown = [b for b in range(BINS) if (bins == b).any()]
+        ax.plot([confidence.numpy()[bins == b].mean() for b in shown], [right.numpy()[bins == b].mean() for b in shown],
+                "o-", label=f"{label}: ECE {calibration_error(torch.as_tensor(logits), torch.as_tensor(labels), t):.2f} %")
+        if t == temperature:
+            break  # no temperature fitted: one curve
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    ax.set(xlabel="confidence (top probability)", ylabel=f"accuracy on the {split} images", xlim=(0, 1), ylim=(0, 1),
+           title=f"Reliability ({BINS} bins)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

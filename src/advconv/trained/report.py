@@ -17,7 +17,7 @@ from ..errors import CheckpointError
 from . import runfiles
 from .evaluation import evaluate_checkpoint, sample_misclassified, trained_on
 from .manifest import record_outputs
-from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class
+from .plots import plot_confusion, plot_curves, plot_image_grid, plot_per_class, plot_reliability
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -74,5 +74,7 @@ def plot_run(run_dir: str | Path, data: str | None = None, n_misclassified: int 
     written.append(plot_confusion(matrix, classes, run_dir / runfiles.CONFUSION, shown))
     per_class = 100 * matrix.diagonal() / matrix.sum(1).clip(min=1)
     written.append(plot_per_class(per_class, classes, run_dir / runfiles.PER_CLASS, shown))
+    written.append(plot_reliability(result.logits, result.targets, trained.record.temperature,
+                                    run_dir / runfiles.RELIABILITY, shown))
     record_outputs(written)
     return written

@@ -15,4 +15,4 @@ TRAINED = (LAST, METRICS_JSON)  # what only a run that finished an epoch leaves
 # figures and files other commands write into a run directory, by default
 CURVES, AUGMENTED, MISCLASSIFIED = "curves.png", "augmented.png", "misclassified.png"
 CONFUSION, PER_CLASS, GRADCAM = "confusion.png", "per_class.png", "gradcam.png"
-FIELD, FIELD_GROWTH = "rf.png", "rf_growth.png"
+FIELD, FIELD_GROWTH, RELIABILITY = "rf.png", "rf_growth.png", "reliability.png"

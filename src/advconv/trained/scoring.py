@@ -27,6 +27,7 @@ class EvalResult:
     total: int
     predictions: torch.Tensor
     targets: torch.Tensor
+    logits: torch.Tensor | None = None  # (N, classes), averaged over the views: what calibration reads
 
     @property
     def accuracy(self) -> float:
@@ -44,17 +45,18 @@ def evaluate(model: nn.Module, loader: Iterable, rt: Runtime | None = None, tta_
     Without ``rt``: on the CPU in fp32."""
     rt = rt or Runtime()
     viewed = TestTimeViews(model.eval(), tta_flip, tta_shift)
-    total_loss, preds, targets = 0.0, [], []
+    total_loss, all_logits, targets = 0.0, [], []
     for x, y in loader:
         x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
         with rt.autocast:
             logits = viewed(x)
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        preds.append(logits.argmax(1).cpu())
+        all_logits.append(logits.float().cpu())
         targets.append(y.cpu())
-    preds, targets = torch.cat(preds), torch.cat(targets)
+    logits, targets = torch.cat(all_logits), torch.cat(targets)
+    preds = logits.argmax(1)
     return EvalResult(total_loss / max(len(targets), 1), int((preds == targets).sum()), len(targets),
-                      preds, targets)
+                      preds, targets, logits)
 
 
 def score(trained: TrainedModel, images: ArrayDataset, tta_flip: bool | None = None,

@@ -1,0 +1,95 @@
+"""Sharing a trained net: Hub-style weights and a Space folder, written here, never pushed."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from advconv.cli import main
+from advconv.errors import ConfigError
+from advconv.page.demo import SAMPLES
+from advconv.trained.hub import load_model, shipped_tags
+from advconv.trained.publish import hub_folder, space_folder
+
+
+def front_matter(readme: Path) -> dict:
+    text = readme.read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+@pytest.mark.parametrize("tag", shipped_tags())
+def test_hub_style_weights_load_back_as_they_were(tag, tmp_path):
+    out = tmp_path / "hub"
+    assert main(["export", "--model", tag, "--format", "hub", "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    shipped, loaded = load_model(tag), load_model(out)
+    assert loaded.record == shipped.record
+    assert all(torch.equal(a, b) for a, b in zip(shipped.net.state_dict().values(), loaded.net.state_dict().values()))
+    meta = front_matter(out / "README.md")
+    assert (meta["library_name"], meta["license"], meta["datasets"], meta["metrics"]) == \
+        ("advconv", "mit", ["cifar10"], ["accuracy"])
+    assert "Measured:" in (out / "README.md").read_text()
+
+
+def test_a_folder_of_someone_elses_files_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds files advconv did not write"):
+        hub_folder("stem8.default", tmp_path)
+    with pytest.raises(ConfigError, match="holds files advconv did not write"):
+        space_folder("stem8.default", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_space_folder_holds_what_a_space_needs(tmp_path):
+    import gradio
+
+    import advconv
+
+    out = tmp_path / "space"
+    assert main(["space", "stem8.default", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "app.py", "examples", "model", "requirements.txt"]
+    meta = front_matter(out / "README.md")
+    assert (meta["sdk"], meta["sdk_version"], meta["app_file"]) == ("gradio", gradio.__version__, "app.py")
+    assert "receptive field" in (out / "README.md").read_text() and "Limits:" in (out / "README.md").read_text()
+    pins = (out / "requirements.txt").read_text().split()
+    assert pins[0] == f"advconv[demo]=={advconv.__version__}" and all("==" in p for p in pins)
+    assert sorted(p.name for p in (out / "examples").iterdir()) == sorted(p.name for p in SAMPLES.iterdir())
+    assert load_model(out / "model").record == load_model("stem8.default").record
+    space_folder("stem8.default", out)  # writing it again replaces only its own files
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_space_app_serves_the_page_on_its_own(tmp_path):
+    out = space_folder("stem8.default", tmp_path / "space")
+    port = free_port()
+    env = os.environ | {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    server = subprocess.Popen([sys.executable, str(out / "app.py")], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, "app.py ended"
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Space's app.py did not answer")
+        assert "advconv" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
