@@ -37,14 +37,25 @@ PY
 
 # the page answers on this machine
 port=$("$python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+answers() {  # wait until a page answers at $1, up to two minutes
+    for _ in $(seq 240); do
+        "$python" -c "import urllib.request as u; u.urlopen('$1', timeout=2)" 2>/dev/null && return 0
+        sleep 0.5
+    done
+    return 1
+}
 "$advconv" demo --model stem8.default --port "$port" > demo.log 2>&1 &
-for _ in $(seq 120); do
-    if "$python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/', timeout=2)" 2>/dev/null; then
-        echo "advconv demo answered on 127.0.0.1:$port"
-        exit 0
-    fi
-    sleep 1
-done
-cat demo.log
-echo "advconv demo did not answer on 127.0.0.1:$port" >&2
-exit 1
+answers "http://127.0.0.1:$port/" || { cat demo.log; echo "advconv demo did not answer" >&2; exit 1; }
+echo "advconv demo answered on 127.0.0.1:$port"
+kill %1
+
+# a Space folder, its requirements installed from the local wheel alone, its app.py driven in a browser
+"$advconv" space stem8.default space
+"$python" -m pip install --quiet --find-links "$work/wheel" -r space/requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+port=$("$python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+GRADIO_SERVER_NAME=127.0.0.1 GRADIO_SERVER_PORT=$port "$python" space/app.py > space.log 2>&1 &
+answers "http://127.0.0.1:$port/" || { cat space.log; echo "the Space's app.py did not answer" >&2; exit 1; }
+echo "the Space's app.py answered on 127.0.0.1:$port"
+cd "$repo"
+ADVCONV_SPACE_URL="http://127.0.0.1:$port/" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/test_publish.py -k browser

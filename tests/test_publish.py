@@ -72,24 +72,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_the_space_app_serves_the_page_on_its_own(tmp_path):
-    out = space_folder("stem8.default", tmp_path / "space")
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    """The page a Space folder's app.py serves: started here with this interpreter, or, in CI, the
+    one .ci/installed.sh started from a clean environment holding only its requirements
+    (ADVCONV_SPACE_URL)."""
+    if os.environ.get("ADVCONV_SPACE_URL"):
+        yield os.environ["ADVCONV_SPACE_URL"]
+        return
+    folder = tmp_path_factory.mktemp("space")
+    out = space_folder("stem8.default", folder / "space")
     port = free_port()
     env = os.environ | {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    server = subprocess.Popen([sys.executable, str(out / "app.py")], env=env, cwd=tmp_path,
+    server = subprocess.Popen([sys.executable, str(out / "app.py")], env=env, cwd=folder,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
     try:
         for _ in range(120):
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                urllib.request.urlopen(url, timeout=2)
                 break
             except OSError:
-                assert server.poll() is None, "app.py ended"
+                assert server.poll() is None, "the Space's app.py ended"
                 time.sleep(0.5)
         else:
             pytest.fail("the Space's app.py did not answer")
-        assert "advconv" in page
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_the_space_in_a_browser_answers_top_k_grad_cam_and_unsure(space_url, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from .test_demo import CHROMIUM
+
+    grey = tmp_path / "grey.png"  # a picture of nothing: the shipped net is unsure of it
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(grey)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(space_url)
+        page.set_input_files("#upload input[type=file]", [str(SAMPLES / "cat.jpg"), str(grey)])
+        for stem in ("cat", "grey"):  # listed once uploaded (the name and its suffix apart)
+            page.wait_for_selector(f"#upload :text('{stem}')")
+        page.click("#classify")
+        page.wait_for_selector("#result table")
+        rows = page.locator("#result table tbody tr").all_inner_texts()
+        assert rows[0].split("\t")[:2] == ["cat.jpg", "cat"] and "unsure" not in rows[0]
+        assert "grey.png (unsure: maybe none of the classes)" in rows[3]  # its top-3 still shown
+        plain = page.get_attribute("#gallery img", "src")
+        page.check("#cam input")
+        page.click("#classify")
+        page.wait_for_function("(before) => document.querySelector('#gallery img').src !== before", arg=plain)
+        assert "grey.png" in page.inner_text("#gallery") and "unsure" in page.inner_text("#gallery")
+        browser.close()
