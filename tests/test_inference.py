@@ -81,3 +81,42 @@ def test_predict_skips_broken_files_when_asked(checkpoint, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.startswith(f"{folder / 'good.png'}: ") and out.count("\n") == 1
     assert err.startswith("warning: skipping cannot decode image") and "broken.jpg" in err
+
+
+def test_an_image_over_the_pixel_limit_is_refused_in_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from advconv.data import datasets
+
+    monkeypatch.setattr(datasets, "MAX_PIXELS", 100 * 100)  # a small limit: the same rule, a small file
+    big = tmp_path / "big.png"
+    Image.new("RGB", (101, 100)).save(big)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's own warning must not reach the user
+        assert main(["predict", "--model", str(checkpoint), str(big)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "big.png is 101x100 pixels; advconv reads images of at most 0.01 megapixels" in err
+    Image.new("RGB", (100, 100)).save(big)
+    assert main(["predict", "--model", str(checkpoint), str(big)]) == 0
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    from advconv.data.datasets import decode_image
+    from advconv.errors import DataError
+
+    bomb = tmp_path / "bomb.png"  # 20,000 x 10,000 black pixels in a few hundred kilobytes
+    Image.new("1", (20000, 10000)).save(bomb)
+    with pytest.raises(DataError, match="bomb.png has more pixels than advconv reads"):
+        decode_image(bomb, bomb.name)
+
+
+def test_a_large_jpeg_is_decoded_reduced_to_what_the_net_needs(tmp_path, monkeypatch):
+    from advconv.data import datasets
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (4000, 3000), (200, 30, 30)).save(photo, quality=90)
+    seen, resize = [], datasets.image_array
+    monkeypatch.setattr(datasets, "image_array", lambda img, size: seen.append(img.size) or resize(img, size))
+    assert datasets.decode_image(photo, photo.name, 32).shape == (32, 32, 3)
+    assert datasets.decode_image(photo, photo.name, None, fit=192).shape == (144, 192, 3)  # for showing
+    assert seen == [(500, 375), (192, 144)]  # an eighth of each side decoded, not 12 megapixels

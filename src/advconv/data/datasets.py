@@ -80,11 +80,11 @@ MAX_PIXELS = 40_000_000  # an image larger than this is refused before it is dec
 #                          still passes; a decompression bomb (a small file of billions of pixels) does not
 
 
-def decode_image(data: bytes | str | Path, name: str, size: int | None = 32, draft: int | None = None) -> np.ndarray:
-    """Any image file as (size, size, 3) uint8 RGB (``size`` None: its own size, or with a JPEG
-    ``draft``, reduced while decoding to no less than that side); DataError naming the file if
-    unreadable or over ``MAX_PIXELS``. A JPEG is decoded reduced where the result is smaller
-    anyway, which saves most of its memory."""
+def decode_image(data: bytes | str | Path, name: str, size: int | None = 32, fit: int | None = None) -> np.ndarray:
+    """Any image file as (size, size, 3) uint8 RGB (``size`` None: at its own size, or with
+    ``fit`` shrunk to fit a ``fit`` x ``fit`` square, keeping its shape); DataError naming the
+    file if unreadable or over ``MAX_PIXELS``. A JPEG is decoded reduced where the result is
+    smaller anyway, which saves most of its memory."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # ours below says it in one line
@@ -93,8 +93,10 @@ def decode_image(data: bytes | str | Path, name: str, size: int | None = 32, dra
             if img.width * img.height > MAX_PIXELS:
                 raise DataError(f"{name} is {img.width}x{img.height} pixels; advconv reads images of at most "
                                 f"{MAX_PIXELS / 1e6:g} megapixels")
-            if size is not None or draft is not None:
-                img.draft("RGB", (size or draft, size or draft))  # JPEG only: decode at 1/2, 1/4 or 1/8
+            if size is not None:
+                img.draft("RGB", (size, size))  # JPEG only: decode at 1/2, 1/4 or 1/8 of each side
+            elif fit is not None:
+                img.thumbnail((fit, fit))  # a JPEG decoded reduced on the way
             return image_array(img, size)
     except DataError:
         raise

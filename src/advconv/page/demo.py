@@ -22,7 +22,7 @@ from ..trained.explain import blend, conv_blocks, gradcam_heatmaps, target_block
 from ..trained.hub import TrainedModel, load_model
 from ..trained.calibration import UNSURE
 from ..trained.card import card_text
-from ..trained.inference import Prediction, predict, preprocess
+from ..trained.inference import Prediction, as_images, predict, preprocess
 from ..trained.scoring import EvalResult, score
 from . import HOST, PORT
 
@@ -30,6 +30,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # one CIFAR-10 test i
 MAX_FILES = 16                  # images per request: a page for a few photos, not a batch job
 MAX_FILE_BYTES = 10 * 2 ** 20   # per upload; Gradio refuses larger files before they reach us
 SHOWN = 192                     # pixels: the side an image (and its heatmap) is shown at
+KEPT = 4 * SHOWN                # an upload is kept at most this large for showing: the page's memory
 
 
 @dataclass
@@ -58,12 +59,17 @@ def load_demo(model: str | Path, data: str | Path | None = None, cache_dir: str 
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An uploaded file as (H, W, 3) uint8 pixels at its own size, decoded as training decodes
-    images, or one line naming it."""
+    """An uploaded file as (H, W, 3) uint8 pixels, for showing: at its own size up to ``KEPT`` pixels
+    a side, or one line naming it."""
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ConfigError(f"{path.name} is larger than {MAX_FILE_BYTES // 2 ** 20} MB")
-    return np.array(decode_image(path, path.name, size=None, draft=SHOWN))
+    return np.array(decode_image(path, path.name, size=None, fit=KEPT))
+
+
+def net_input(demo: Demo, image: np.ndarray) -> np.ndarray:
+    """An image as the net sees it, (1, size, size, 3), resized as ``predict`` resizes an array."""
+    return as_images(image, demo.trained.record.input_size)[0]
 
 
 def top_k(demo: Demo, image: np.ndarray, k: int) -> Prediction:
@@ -78,12 +84,14 @@ def shown(image: np.ndarray) -> np.ndarray:
     return np.array(Image.fromarray(image).resize((SHOWN, SHOWN), Image.BICUBIC))
 
 
-def gradcam(demo: Demo, image: np.ndarray, class_index: int, layer: str, opacity: float) -> np.ndarray:
+def gradcam(demo: Demo, image: np.ndarray, class_index: int, layer: str, opacity: float,
+            small: np.ndarray | None = None) -> np.ndarray:
     """Where the net looks for ``class_index`` in ``image``, from block ``layer``, blended over the
-    image at the page's size with ``opacity`` (0: the image alone, 1: the heatmap alone)."""
+    image at the page's size with ``opacity`` (0: the image alone, 1: the heatmap alone);
+    ``small``: what the net was given, (1, size, size, 3) (default: ``net_input``)."""
     record = demo.trained.record
     block = target_block(demo.trained.net, layer)
-    small = np.array(Image.fromarray(image).resize((record.input_size,) * 2, Image.BICUBIC))[None]
+    small = net_input(demo, image) if small is None else small
     heatmap = gradcam_heatmaps(demo.trained.net, small, [class_index], record.stats, block)[0]
     return blend(shown(image), heatmap, float(np.clip(opacity, 0, 1)))
 
@@ -96,7 +104,7 @@ def unit_field(demo: Demo, image: np.ndarray, layer: str, point: tuple[float, fl
 
     record, net = demo.trained.record, demo.trained.net
     size = record.input_size
-    small = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    small = net_input(demo, image)[0]
     name = resolve_layer(net, layer, size)
     info = layer_infos(net, size)[name]
     rows, cols = info.output_shape[1:]
@@ -127,14 +135,15 @@ def classify(demo: Demo, paths: list[str | Path], k: int, cam: bool, layer: str,
         name = Path(path).name
         try:
             image = read_image(path)
+            small = decode_image(Path(path), name, demo.trained.record.input_size)[None]  # as predict reads it
         except (AdvconvError, OSError) as exc:
             refused.append(f"**{name}** was not read: {exc}")
             continue
-        found = top_k(demo, image, k)
+        found = top_k(demo, small, k)
         top, unsure = found.top, f" ({UNSURE})" if found.unsure else ""
         lines += [f"| {name + unsure if i == 0 else ''} | {cls} | {100 * p:.1f} % |" for i, (cls, p) in enumerate(top)]
         best = demo.trained.record.classes.index(top[0][0])
-        gallery.append((gradcam(demo, image, best, layer, opacity) if cam else shown(image),
+        gallery.append((gradcam(demo, image, best, layer, opacity, small) if cam else shown(image),
                         f"{name}: {top[0][0]} {100 * top[0][1]:.1f} %{unsure}"))
     table = "\n".join(lines) if gallery else ""
     return gallery, "\n\n".join([table, *refused]).strip()
