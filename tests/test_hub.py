@@ -6,6 +6,7 @@ only when a shipped weight file is replaced on purpose.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import advconv
 from advconv.cli import main
 from advconv.errors import ConfigError
+from advconv.trained.calibration import UNSURE
 from advconv.nets.specs import MODELS
 from advconv.trained.hub import SHIPPED, architecture_of, create_model, load_model, resolve_model, shipped_tags
 
@@ -59,7 +61,10 @@ def test_shipped_weights_predict_the_committed_images_as_when_shipped(tag, capsy
     assert found == json.loads(GOLDEN.read_text())[tag]
     assert main(["predict", "--model", tag, *map(str, IMAGES)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(": ")[1].split(" ")[0] for line in lines] == found  # the CLI runs the same net
+    shown = [re.search(rf": (?:{UNSURE} \()?(\S+) [\d.]+%", line)[1] for line in lines]
+    assert shown == found  # the CLI runs the same net ...
+    unsure = [p.unsure for p in advconv.predict(load_model(tag), IMAGES)]
+    assert [UNSURE in line for line in lines] == unsure  # ... and marks the same images unsure
 
 
 def test_shipped_json_holds_no_path_of_the_training_machine():

@@ -13,7 +13,7 @@ def test_plot_and_evaluate_from_a_run(tmp_path, make_config, capsys):
     fit(make_config(epochs=1), progress=False)
     written = plot_run(tmp_path / "run")
     assert [p.name for p in written] == ["curves.png", "augmented.png", "misclassified.png", "confusion.png",
-                                         "per_class.png"]
+                                         "per_class.png", "reliability.png"]
     assert all(p.stat().st_size > 1000 for p in written)
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt")]) == 0
     assert re.search(r"Test set: Average loss: .*Accuracy: \d+/24", capsys.readouterr().out)
