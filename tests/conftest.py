@@ -3,6 +3,7 @@ tiny training config every training test starts from."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,21 @@ def net_and_record(path: Path):
 
     trained = load_model(path)
     return trained.net, trained.record
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: .ci/run installs it; playwright's own download cannot run here
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_chromium(playwright):
+    """Headless Chromium as these tests drive it: no sandbox (root in CI), nothing reaching out."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])

@@ -2,7 +2,6 @@
 page itself, served on a free local port and driven in headless Chromium."""
 
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 from advconv.page.demo import (MAX_FILES, SAMPLES, SHOWN, classify, gradcam, load_demo, misclassified, model_card,
                                read_image, top_k)
 from advconv.trained.inference import predict_files
+
+from .conftest import free_port, launch_chromium
 
 SHIPPED = "stem8.default"
 LABELLED = Path(__file__).parent / "data" / "cifar10"  # two CIFAR-10 test images per class, by class folder
@@ -92,30 +93,17 @@ def test_without_gradio_the_command_says_how_to_get_it(monkeypatch, capsys):
 
 # ---------------------------------------------------------------- the page, in a real browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page(demo):
     from playwright.sync_api import sync_playwright
 
     from advconv.page.demo import build_app
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
     port = free_port()
     app = build_app(demo)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         tab = browser.new_page(viewport={"width": 1280, "height": 1000})
         tab.goto(f"http://127.0.0.1:{port}/")
         yield tab

@@ -1,7 +1,6 @@
 """Sharing a trained net: Hub-style weights and a Space folder, written here, never pushed."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from advconv.errors import ConfigError
 from advconv.page.demo import SAMPLES
 from advconv.trained.hub import load_model, shipped_tags
 from advconv.trained.publish import hub_folder, space_folder
+
+from .conftest import free_port, launch_chromium
 
 
 def front_matter(readme: Path) -> dict:
@@ -66,12 +67,6 @@ def test_a_space_folder_holds_what_a_space_needs(tmp_path):
     space_folder("stem8.default", out)  # writing it again replaces only its own files
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def space_url(tmp_path_factory):
     """The page a Space folder's app.py serves: started here with this interpreter, or, in CI, the
@@ -108,13 +103,11 @@ def test_the_space_in_a_browser_answers_top_k_grad_cam_and_unsure(space_url, tmp
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from .test_demo import CHROMIUM
 
     grey = tmp_path / "grey.png"  # a picture of nothing: the shipped net is unsure of it
     Image.new("RGB", (64, 64), (128, 128, 128)).save(grey)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(space_url)
         page.set_input_files("#upload input[type=file]", [str(SAMPLES / "cat.jpg"), str(grey)])
