@@ -17,7 +17,7 @@ from PIL import Image
 from ..data.datasets import ArrayDataset, decode_image
 from ..errors import AdvconvError, ConfigError
 from ..nets.receptive import effective_fields, layer_infos, resolve_layer
-from ..trained.evaluation import labelled_for, sample_misclassified
+from ..trained.evaluation import labelled_at_hand, sample_misclassified
 from ..trained.explain import blend, conv_blocks, gradcam_heatmaps, target_block
 from ..trained.hub import TrainedModel, load_model
 from ..trained.calibration import UNSURE
@@ -53,9 +53,7 @@ def load_demo(model: str | Path, data: str | Path | None = None, cache_dir: str 
     test images of ``data`` or of the data it was trained on when that is on this machine (never
     a download)."""
     trained = load_model(model)
-    at_hand = data is not None or (trained.data_config.get("path") and Path(trained.data_config["path"]).exists())
-    test = labelled_for(trained, data, cache_dir) if at_hand else None
-    return Demo(trained, str(model), test)
+    return Demo(trained, str(model), labelled_at_hand(trained, data, cache_dir))
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -31,7 +31,8 @@ class CheckpointEvaluation:
         t = self.trained.record.temperature
         before = calibration_error(self.result.logits, self.result.targets)
         if t == 1.0:
-            return f"expected calibration error ({BINS} bins): {before:.2f} % (no temperature fitted: advconv calibrate)"
+            return (f"expected calibration error ({BINS} bins): {before:.2f} % (no temperature fitted: "
+                    "advconv calibrate)")
         after = calibration_error(self.result.logits, self.result.targets, t)
         return (f"expected calibration error ({BINS} bins): {before:.2f} % as trained, {after:.2f} % with its "
                 f"temperature {t:.3f}")
@@ -68,6 +69,16 @@ def labelled_for(trained: TrainedModel, data: str | Path | None = None,
     if source is None:
         return trained_on(trained, None, cache_dir)[1]  # torchvision's CIFAR-10
     return load_labelled(source, trained.record.classes, cache_dir, size=trained.record.input_size)
+
+
+def labelled_at_hand(trained: TrainedModel, data: str | Path | None = None,
+                     cache_dir: str | Path | None = None) -> ArrayDataset | None:
+    """``labelled_for`` where no download is needed: ``data`` when given, else the data the model
+    was trained on when it is on this machine; None otherwise."""
+    stored = trained.data_config.get("path")
+    if data is None and not (stored and Path(stored).expanduser().exists()):
+        return None
+    return labelled_for(trained, data, cache_dir)
 
 
 def held_out_for(trained: TrainedModel, data: str | Path | None = None,
@@ -114,7 +125,8 @@ def sample_misclassified(predictions: np.ndarray, targets: np.ndarray, count: in
 
 
 def calibrate_weights(source: str | Path, data: str | Path | None = None, unsure_score: str = "max_probability",
-                      output: str | Path | None = None, cache_dir: str | Path | None = None) -> tuple[Calibration, Path]:
+                      output: str | Path | None = None,
+                      cache_dir: str | Path | None = None) -> tuple[Calibration, Path]:
     """Fit ``source``'s temperature and unsure threshold (``calibrate``) on the images its figures
     do not use: its run's validation split, else the two halves of the test set of ``data`` (or
     of the data it was trained on); write the weights with them to ``output`` (default: the

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import recipes
 from ..data.datasets import ChannelStats, channel_stats, decode_image, load_dataset
 from ..nets.models import build_net
 from ..nets.receptive import UnitField, effective_fields, layer_infos, mosaic, resolve_layer, tiles_for
 from ..nets.specs import MODELS, resolve_spec
-from .evaluation import labelled_for
+from .evaluation import labelled_at_hand
 from .hub import TrainedModel, load_model, resolve_with_size
 from .inference import preprocess
 from .plots import plot_field_growth, plot_unit_field
@@ -50,7 +51,9 @@ class FieldsReport:
 
 def _net(model: Any) -> tuple[nn.Module, int, TrainedModel | None]:
     """The net, its input size and, when trained, the trained model (its record and data)."""
-    untrained = isinstance(model, (nn.Module, dict)) or str(model) in MODELS or str(model).endswith((".yaml", ".yml"))
+    name = str(model)
+    untrained = isinstance(model, (nn.Module, dict)) or name in MODELS or name in recipes.names() or \
+        name.endswith((".yaml", ".yml"))
     if untrained or isinstance(model, TrainedModel):
         net, size = resolve_with_size(model)
         return net, size, model if isinstance(model, TrainedModel) else None
@@ -60,11 +63,10 @@ def _net(model: Any) -> tuple[nn.Module, int, TrainedModel | None]:
 
 def _labelled(trained: TrainedModel | None, data: str | Path | None, cache_dir: str | Path | None) -> np.ndarray | None:
     """Test images to measure on: of ``data``, else of the data the model was trained on when at hand."""
-    if trained is not None and (data is not None or Path(trained.data_config.get("path") or "\0").exists()):
-        return labelled_for(trained, data, cache_dir).images
-    if data is not None:
-        return load_dataset(data, cache_dir)[1].images
-    return None
+    if trained is not None:
+        found = labelled_at_hand(trained, data, cache_dir)
+        return None if found is None else found.images
+    return None if data is None else load_dataset(data, cache_dir)[1].images
 
 
 def receptive_fields(model: Any, layer: str | None = None, at: tuple[int, int] | None = None,
