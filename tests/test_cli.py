@@ -10,7 +10,7 @@ from advconv import cli
 
 @pytest.mark.parametrize("extra, named", [
     (["--epochs", "3"], "epochs"), (["--lr=0.1"], "optim.lr"), (["--data", "elsewhere"], "data.path"),
-    (["--config", "configs/fast.yaml"], "config"), (["--overwrite"], "overwrite"),
+    (["--config", "fast"], "config"), (["--overwrite"], "overwrite"),
 ])
 def test_resume_refuses_any_other_setting(tmp_path, make_config, capsys, extra, named):
     from advconv.training.train import fit

@@ -43,9 +43,11 @@ def main() -> None:
     fig, axes = _subplots(1, len(args.nets), figsize=(4.2 * len(args.nets), 4))
     print("| net (weights) | block | theoretical | random: 50 % / 95 % | trained: 50 % / 95 % | 95 % / theoretical |")
     print("|---|---|---|---|---|---|")
+    measured_on = []
     for ax, named in zip(axes, args.nets):
         name, source = named.split("=", 1)
         report = receptive_fields(source, data=args.data)
+        measured_on.append(f"{name}: {report.measured_on}")
         ends = set(block_ends(load_model(source).net))
         rows = {w: [f for f in fields if f.layer in ends] for w, fields in report.fields.items()}
         for random, trained in zip(rows["random"], rows["trained"]):
@@ -61,7 +63,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     _save(fig, OUT / "fields_by_block.png")
-    print(f"\nMeasured on {report.measured_on}; figure: lab/results/fields/fields_by_block.png")
+    print("\nMeasured on: " + "; ".join(measured_on) + ". Figure: lab/results/fields/fields_by_block.png")
 
 
 if __name__ == "__main__":

@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_view_options(p)
     p.add_argument("images", nargs="+", help="image files, or folders whose images are all predicted")
 
-    p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript", allow_abbrev=False)
+    p = sub.add_parser("export", help="export a trained model to ONNX, TorchScript or Hub-style weights",
+                       allow_abbrev=False)
     add_trained_model(p)
     p.add_argument("--format", choices=("onnx", "torchscript", "hub"), default="onnx",
                    help="hub: a folder of model.safetensors, config.json and a model card, as the Hugging Face Hub "
