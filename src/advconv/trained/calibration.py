@@ -85,7 +85,8 @@ class Calibration:
 
     def lines(self) -> list[str]:
         return [f"temperature {self.temperature:.3f}, fitted on {self.fitted_on}",
-                f"expected calibration error ({BINS} bins): {self.ece_before:.2f} % before, {self.ece_after:.2f} % after",
+                f"expected calibration error ({BINS} bins): {self.ece_before:.2f} % before, "
+                f"{self.ece_after:.2f} % after",
                 f"unsure below {self.unsure_score} {self.unsure_threshold:.4g} (keeps {KEEP:.0%} of those images)"]
 
 

@@ -63,4 +63,5 @@ def probabilities(provenance: dict[str, Any], record) -> str:
             f"calibration error ({BINS} bins) went from {found['ece_before']:.2f} % to {found['ece_after']:.2f} %, "
             f"so a stated 80 % is right about 80 % of the time on such images. An image whose "
             f"{record.unsure_score.replace('_', ' ')} falls below {record.unsure_threshold:.3g} (a threshold that "
-            f"keeps {KEEP:.0%} of held-out CIFAR-10 images) is answered \"{UNSURE}\", with its top classes still shown.")
+            f"keeps {KEEP:.0%} of held-out CIFAR-10 images) is answered \"{UNSURE}\", with its top classes "
+            "still shown.")

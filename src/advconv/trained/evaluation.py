@@ -3,10 +3,9 @@ labelled images, or the validation split its run held out."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-
-import dataclasses
 
 import numpy as np
 
@@ -131,10 +130,8 @@ def calibrate_weights(source: str | Path, data: str | Path | None = None, unsure
     do not use: its run's validation split, else the two halves of the test set of ``data`` (or
     of the data it was trained on); write the weights with them to ``output`` (default: the
     weights file it came from). Returns (the calibration, the weights file written)."""
-    trained = load_model(source)
-    held_out = default_split(trained) == "val"
-    images = held_out_for(trained, data, cache_dir) if held_out else labelled_for(trained, data, cache_dir)
-    result = score(trained, images)
+    scored = evaluate_checkpoint(source, data, split=None, cache_dir=cache_dir)  # the run's own split
+    trained, result, held_out = scored.trained, scored.result, scored.split == "val"
     found = calibrate(result.logits, result.targets, unsure_score, held_out)
     if output is None:  # the weights it came from: a run's deployed file, or the .safetensors given
         path = Path(source)

@@ -174,6 +174,16 @@ def resolve_model(source: Any) -> nn.Module:
     return resolve_with_size(source)[0]
 
 
+def names_trained_weights(source: Any) -> bool:
+    """Whether ``resolve_with_size`` reads ``source`` as trained weights (a shipped tag, a run
+    directory, a weights file), not as a net to build untrained."""
+    if not isinstance(source, (str, Path)):
+        return False
+    name = str(source)
+    built = name in MODELS or name.endswith((".yaml", ".yml")) or name in recipes.names()
+    return not built and (is_shipped(name) or Path(name).exists())
+
+
 def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
     """A net and the image size it takes, from: an nn.Module, a ``TrainedModel``, a ``NetSpec``
     or its mapping; or by name: an architecture, a shipped tag, a config .yaml (its model at its
@@ -192,14 +202,13 @@ def resolve_with_size(source: Any) -> tuple[nn.Module, int]:
     if name.endswith((".yaml", ".yml")) or name in recipes.names():
         cfg = load_config(name)
         return create_model(cfg.model, cfg.data.image_size), cfg.data.image_size
-    if is_shipped(name) or Path(name).exists():
+    if names_trained_weights(name):
         trained = load_model(name)
         return trained.net, trained.record.input_size
     if ":" not in name:
         raise ConfigError(f"unknown model {name!r}: not an architecture ({', '.join(sorted(MODELS))}), a shipped "
                           f"tag ({', '.join(shipped_tags())}), a recipe or config .yaml, a run directory or weights "
-                          "file, "
-                          "or package.module:attribute")
+                          "file, or package.module:attribute")
     return _imported(name), 32
 
 

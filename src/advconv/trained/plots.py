@@ -138,24 +138,20 @@ def plot_field_growth(layers: Sequence[str], theoretical: Sequence[int], effecti
 
 
 def plot_reliability(logits, labels, temperature: float, path: str | Path, split: str = "test") -> Path:
-    """The reliability diagram: accuracy against stated confidence in equal-width bins, before and
-    after the temperature, with each curve's expected calibration error."""
-    import torch
-
+    """The reliability diagram: accuracy against stated confidence in equal-width bins, as trained
+    and (when one was fitted) with the temperature, with each curve's expected calibration error."""
     from .calibration import BINS, calibration_error
 
     fig, ax = _subplots(figsize=(5.5, 5))
     edges = np.linspace(0, 1, BINS + 1)
-    for t, label in ((1.0, "as trained"), (temperature, f"temperature {temperature:.2f}")):
-        probs = (torch.as_tensor(logits).float() / t).softmax(1)
-        confidence, predicted = probs.max(1)
-        right = (predicted == torch.as_tensor(labels)).float()
-        bins = np.clip(np.digitize(confidence.numpy(), edges) - 1, 0, BINS - 1)
+    curves = [(1.0, "as trained")] + ([(temperature, f"temperature {temperature:.2f}")] if temperature != 1.0 else [])
+    for t, label in curves:
+        confidence, predicted = (logits.float() / t).softmax(1).max(1)
+        confidence, right = confidence.numpy(), (predicted == labels).float().numpy()
+        bins = np.clip(np.digitize(confidence, edges) - 1, 0, BINS - 1)
         shown = [b for b in range(BINS) if (bins == b).any()]
-        ax.plot([confidence.numpy()[bins == b].mean() for b in shown], [right.numpy()[bins == b].mean() for b in shown],
-                "o-", label=f"{label}: ECE {calibration_error(torch.as_tensor(logits), torch.as_tensor(labels), t):.2f} %")
-        if t == temperature:
-            break  # no temperature fitted: one curve
+        ax.plot([confidence[bins == b].mean() for b in shown], [right[bins == b].mean() for b in shown], "o-",
+                label=f"{label}: ECE {calibration_error(logits, labels, t):.2f} %")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
     ax.set(xlabel="confidence (top probability)", ylabel=f"accuracy on the {split} images", xlim=(0, 1), ylim=(0, 1),
            title=f"Reliability ({BINS} bins)")

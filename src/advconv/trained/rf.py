@@ -17,13 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import recipes
 from ..data.datasets import ChannelStats, channel_stats, decode_image, load_dataset
 from ..nets.models import build_net
 from ..nets.receptive import UnitField, effective_fields, layer_infos, mosaic, resolve_layer, tiles_for
-from ..nets.specs import MODELS, resolve_spec
+from ..nets.specs import resolve_spec
 from .evaluation import labelled_at_hand
-from .hub import TrainedModel, load_model, resolve_with_size
+from .hub import TrainedModel, load_model, names_trained_weights, resolve_with_size
 from .inference import preprocess
 from .plots import plot_field_growth, plot_unit_field
 
@@ -51,14 +50,10 @@ class FieldsReport:
 
 def _net(model: Any) -> tuple[nn.Module, int, TrainedModel | None]:
     """The net, its input size and, when trained, the trained model (its record and data)."""
-    name = str(model)
-    untrained = isinstance(model, (nn.Module, dict)) or name in MODELS or name in recipes.names() or \
-        name.endswith((".yaml", ".yml"))
-    if untrained or isinstance(model, TrainedModel):
-        net, size = resolve_with_size(model)
-        return net, size, model if isinstance(model, TrainedModel) else None
-    trained = load_model(model)
-    return trained.net, trained.record.input_size, trained
+    trained = model if isinstance(model, TrainedModel) else load_model(model) if names_trained_weights(model) else None
+    if trained is not None:
+        return trained.net, trained.record.input_size, trained
+    return (*resolve_with_size(model), None)
 
 
 def _labelled(trained: TrainedModel | None, data: str | Path | None, cache_dir: str | Path | None) -> np.ndarray | None:
