@@ -4,15 +4,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from advconv.nets.models import build_net
-from advconv.nets.specs import NetSpec, _block
+from advconv.nets.specs import NetSpec, block_spec
 
 
 def with_maxpool() -> nn.Module:
     net = build_net(NetSpec(blocks=[
-        _block(("standard", 16, 3, 2, 1, 1)),
-        _block(("dilated", 32, 3, 2, 2, 2)),
-        _block(("depthwise", 32, 3, 2, 1, 1)),
-        _block(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
+        block_spec(("standard", 16, 3, 2, 1, 1)),
+        block_spec(("dilated", 32, 3, 2, 2, 2)),
+        block_spec(("depthwise", 32, 3, 2, 1, 1)),
+        block_spec(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
     ]))
     net.c1 = nn.Sequential(net.c1, nn.MaxPool2d(3, 1, 1))  # size kept: only the pooling breaks a rule
     return net
@@ -30,38 +30,38 @@ def arbitrary_sequential() -> nn.Module:
 def block_left_open() -> NetSpec:
     """C2 closes with a plain conv: neither strided nor dilated."""
     return NetSpec(blocks=[
-        _block(("standard", 16, 3, 2, 1, 1)),
-        _block(("dilated", 32, 3, 2, 2, 2), ("standard", 32, 3, 1, 1, 1)),
-        _block(("depthwise", 32, 3, 2, 1, 1)),
-        _block(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
+        block_spec(("standard", 16, 3, 2, 1, 1)),
+        block_spec(("dilated", 32, 3, 2, 2, 2), ("standard", 32, 3, 1, 1, 1)),
+        block_spec(("depthwise", 32, 3, 2, 1, 1)),
+        block_spec(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
     ])
 
 
 def without_dilation() -> NetSpec:
     return NetSpec(blocks=[
-        _block(("standard", 16, 3, 2, 1, 1)),
-        _block(("depthwise", 32, 3, 2, 1, 1)),
-        _block(("standard", 32, 3, 2, 1, 1)),
-        _block(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
+        block_spec(("standard", 16, 3, 2, 1, 1)),
+        block_spec(("depthwise", 32, 3, 2, 1, 1)),
+        block_spec(("standard", 32, 3, 2, 1, 1)),
+        block_spec(("standard", 32, 3, 1, 1, 1), ("standard", 32, 3, 1, 1, 1)),
     ])
 
 
 def over_budget() -> nn.Module:
     return build_net(NetSpec(blocks=[
-        _block(("standard", 64, 3, 2, 1, 1)),
-        _block(("dilated", 128, 3, 2, 2, 2)),
-        _block(("depthwise", 256, 3, 2, 1, 1)),
-        _block(("standard", 256, 3, 1, 1, 1), ("standard", 256, 3, 1, 1, 1)),
+        block_spec(("standard", 64, 3, 2, 1, 1)),
+        block_spec(("dilated", 128, 3, 2, 2, 2)),
+        block_spec(("depthwise", 256, 3, 2, 1, 1)),
+        block_spec(("standard", 256, 3, 1, 1, 1), ("standard", 256, 3, 1, 1, 1)),
     ]))
 
 
 def small_receptive_field() -> nn.Module:
     """Blocks that close dilated, without striding: a field of 13 pixels, below the course's 45."""
     return build_net(NetSpec(blocks=[
-        _block(("dilated", 16, 3, 1, 2, 2)),
-        _block(("dilated", 16, 3, 1, 2, 2)),
-        _block(("depthwise", 16, 3, 1, 2, 2)),
-        _block(("pointwise", 16, 1, 1, 0, 1)),
+        block_spec(("dilated", 16, 3, 1, 2, 2)),
+        block_spec(("dilated", 16, 3, 1, 2, 2)),
+        block_spec(("depthwise", 16, 3, 1, 2, 2)),
+        block_spec(("pointwise", 16, 1, 1, 0, 1)),
     ]))
 
 
@@ -71,8 +71,8 @@ class FunctionalMaxPool(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = build_net(NetSpec(blocks=[
-            _block(("standard", 16, 3, 1, 1, 1)), _block(("dilated", 16, 3, 1, 2, 2)),
-            _block(("depthwise", 16, 3, 1, 1, 1)), _block(("standard", 16, 3, 1, 1, 1))]))
+            block_spec(("standard", 16, 3, 1, 1, 1)), block_spec(("dilated", 16, 3, 1, 2, 2)),
+            block_spec(("depthwise", 16, 3, 1, 1, 1)), block_spec(("standard", 16, 3, 1, 1, 1))]))
 
     def forward(self, x):
         c1, c2, c3, c4, *head = self.body

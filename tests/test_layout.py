@@ -12,7 +12,8 @@ PACKAGE = REPO / "src" / "advconv"
 FOUNDATION = {"config", "errors", "files", "runtime", "recipes"}  # any part may use these; they use only each other
 USES = {  # each folder, and the folders it may import: none imports one that uses it
     "nets": set(), "data": set(), "trained": {"nets", "data"}, "training": {"nets", "data", "trained"},
-    "page": {"nets", "data", "trained"}, "": {"nets", "data", "trained", "training", "page"},  # api, cli
+    "page": {"nets", "data", "trained"}, "search": {"nets", "data", "trained", "training"},
+    "": {"nets", "data", "trained", "training", "page", "search"},  # api, cli
 }
 
 

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _HOMES = {  # each public name and the module it lives in
     **dict.fromkeys(["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files",
-                     "summary", "check", "evaluate", "compare", "plot", "export", "explain", "demo", "receptive_fields", "calibrate", "space",
+                     "summary", "check", "evaluate", "compare", "plot", "export", "explain", "demo", "receptive_fields", "calibrate", "space", "search",
                      "TrainedModel", "TrainResult", "RangeTest"], "api"),
     "Config": "config", "load_config": "config",
     "NetSpec": "nets.specs",

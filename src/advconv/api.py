@@ -29,13 +29,14 @@ from .trained.plots import plot_lr_range
 from .trained.publish import space_folder as space
 from .trained.report import plot_run as plot
 from .trained.rf import FieldsReport, receptive_fields
+from .search.study import SearchResult, SearchSettings, run_search
 from .training import lrfind
 from .training.lrfind import RangeTest, lr_range_test
 from .training.train import TrainResult
 from .training.train import fit as _fit
 
 __all__ = ["fit", "lr_find", "load_model", "create_model", "resolve_model", "predict", "predict_files", "summary",
-           "receptive_fields", "FieldsReport", "calibrate", "space",
+           "receptive_fields", "FieldsReport", "calibrate", "space", "search",
            "check", "evaluate", "compare", "plot", "export", "explain", "demo", "TrainedModel", "TrainResult",
            "RangeTest"]
 
@@ -76,6 +77,16 @@ def _config(config: str | Path | Config | None, overrides: dict[str, Any]) -> Co
     if isinstance(config, Config):
         return apply_overrides(copy.deepcopy(config), overrides)
     return load_config(config, overrides)
+
+
+def search(config: str | Path | Config | None = "fast", *, budget_minutes: float, trials: int,
+           storage: str | None = None, study: str = "advconv", out: str | Path = "runs/search",
+           **overrides: Any) -> SearchResult:
+    """Search nets and recipes that keep the rules (``advconv search``): trials start from
+    ``config`` with ``overrides`` (``data=...``), train ``budget_minutes`` each on a validation
+    split, until ``storage`` (default: SQLite in ``out``) holds ``trials`` trained trials."""
+    settings = SearchSettings(budget_minutes, trials, Path(out), storage, study)
+    return run_search(_config(config, overrides), settings)
 
 
 def summary(model: Any, input_size: int | None = None) -> ModelSummary:

@@ -102,6 +102,22 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from . import api
+
+    overrides = {path: value for path, value in vars(args).items() if path in SETTINGS}
+    try:
+        found = api.search(args.config, budget_minutes=args.budget_minutes, trials=args.trials, storage=args.storage,
+                           study=args.study, out=args.out, **overrides)
+    except KeyboardInterrupt:
+        print(f"advconv search: stopped; the trial in flight is lost, the rest kept: the same command continues "
+              f"the study", file=sys.stderr)
+        return 130
+    print(f"wrote {found.out}: trials.md, trials.csv" + (f", {found.best_config.name}, the figures"
+                                                       if found.best_config else ""))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import api
 
@@ -307,6 +323,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(*flags("end_lr"), dest="end_lr", type=float, default=lrfind.END_LR)
     p.add_argument("--output", default=lrfind.FIGURE, help=f"the figure (default: {lrfind.FIGURE})")
     p.add_argument(*flags("no_progress"), dest="no_progress", action="store_true", help="no tqdm bar while decoding")
+    add_config_options(p.add_argument_group("config fields, as for train"))
+
+    p = sub.add_parser("search", help="search nets and recipes that keep the rules, for a training budget "
+                                      "(Optuna; needs pip install 'advconv[search]')", allow_abbrev=False,
+                       usage="advconv search --budget-minutes M --trials N [--storage URL] [--study NAME] "
+                             "[--config BASE] [--data D] [--out DIR] [--FIELD VALUE ...]")
+    p.add_argument(*flags("budget_minutes"), dest="budget_minutes", type=float, required=True,
+                   help="minutes of training per trial on this machine; a timed epoch sizes each trial's schedule")
+    p.add_argument("--trials", type=int, required=True,
+                   help="the study stops when it holds this many trained trials (candidates that break a rule "
+                        "are refused untrained and do not count)")
+    p.add_argument("--storage", default=None, help="the study's database URL, shared by every process and machine "
+                                                   "that joins it (default: SQLite in OUT)")
+    p.add_argument("--study", default="advconv", help="the study's name in the storage (default: advconv)")
+    p.add_argument("--config", default="fast", help="the recipe each trial starts from: a shipped name or a YAML "
+                                                    "file (default: fast)")
+    p.add_argument("--out", default="runs/search", help="trial runs, trials.md/.csv, best.yaml, the figures "
+                                                        "(default: runs/search)")
     add_config_options(p.add_argument_group("config fields, as for train"))
 
     p = sub.add_parser("evaluate", help="test-set accuracy of a trained model", allow_abbrev=False)

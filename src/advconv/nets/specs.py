@@ -74,7 +74,7 @@ class NetSpec:
         return asdict(self)
 
 
-def _block(*layers: tuple, residual: list[int] | None = None) -> BlockSpec:
+def block_spec(*layers: tuple, residual: list[int] | None = None) -> BlockSpec:
     """Layers as (type, out, kernel, stride, padding, dilation) tuples, read row by row."""
     columns = [list(c) for c in zip(*layers)]
     return BlockSpec(*columns, residual=residual)
@@ -86,10 +86,10 @@ S, DW, DIL = "standard", "depthwise", "dilated"
 def reference_spec() -> NetSpec:
     """The course's reference layout (185,346 parameters)."""
     return NetSpec(blocks=[
-        _block((S, 32, 3, 1, 1, 1), (S, 32, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
-        _block((S, 38, 3, 1, 1, 1), (DIL, 38, 3, 1, 2, 2), (S, 38, 3, 2, 1, 1)),
-        _block((DW, 40, 3, 1, 1, 1), (S, 40, 3, 1, 1, 1), (S, 40, 3, 2, 1, 1)),
-        _block((S, 64, 3, 1, 1, 1), (S, 64, 3, 1, 1, 1), (S, 64, 3, 1, 1, 1)),
+        block_spec((S, 32, 3, 1, 1, 1), (S, 32, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
+        block_spec((S, 38, 3, 1, 1, 1), (DIL, 38, 3, 1, 2, 2), (S, 38, 3, 2, 1, 1)),
+        block_spec((DW, 40, 3, 1, 1, 1), (S, 40, 3, 1, 1, 1), (S, 40, 3, 2, 1, 1)),
+        block_spec((S, 64, 3, 1, 1, 1), (S, 64, 3, 1, 1, 1), (S, 64, 3, 1, 1, 1)),
     ])
 
 
@@ -102,10 +102,10 @@ def assignment9_spec() -> NetSpec:
     than a standard conv with more MACs (measured in the project's lab).
     """
     return NetSpec(blocks=[
-        _block((S, 32, 3, 2, 1, 1)),
-        _block((S, 48, 3, 1, 1, 1), (DIL, 48, 3, 1, 2, 2), (S, 80, 3, 2, 1, 1), residual=[1, 2]),
-        _block((DW, 80, 3, 1, 1, 1), (DW, 80, 3, 1, 1, 1), (S, 96, 3, 2, 1, 1), residual=[1, 2]),
-        _block((DW, 128, 3, 1, 1, 1), (DW, 128, 3, 1, 1, 1), residual=[1, 2]),
+        block_spec((S, 32, 3, 2, 1, 1)),
+        block_spec((S, 48, 3, 1, 1, 1), (DIL, 48, 3, 1, 2, 2), (S, 80, 3, 2, 1, 1), residual=[1, 2]),
+        block_spec((DW, 80, 3, 1, 1, 1), (DW, 80, 3, 1, 1, 1), (S, 96, 3, 2, 1, 1), residual=[1, 2]),
+        block_spec((DW, 128, 3, 1, 1, 1), (DW, 128, 3, 1, 1, 1), residual=[1, 2]),
     ])
 
 
@@ -116,10 +116,10 @@ def stem8_spec(activation: str = "relu") -> NetSpec:
     hold; the MACs grow, the parameters barely. The default net.
     """
     return NetSpec(activation=activation, blocks=[
-        _block((S, 16, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
-        _block((S, 48, 3, 1, 1, 1), (DIL, 48, 3, 1, 2, 2), (S, 80, 3, 2, 1, 1), residual=[1, 2]),
-        _block((DW, 80, 3, 1, 1, 1), (DW, 80, 3, 1, 1, 1), (DIL, 96, 3, 1, 2, 2), residual=[1, 2]),
-        _block((DW, 128, 3, 1, 1, 1), (DW, 128, 3, 1, 1, 1), residual=[1, 2]),
+        block_spec((S, 16, 3, 1, 1, 1), (S, 32, 3, 2, 1, 1)),
+        block_spec((S, 48, 3, 1, 1, 1), (DIL, 48, 3, 1, 2, 2), (S, 80, 3, 2, 1, 1), residual=[1, 2]),
+        block_spec((DW, 80, 3, 1, 1, 1), (DW, 80, 3, 1, 1, 1), (DIL, 96, 3, 1, 2, 2), residual=[1, 2]),
+        block_spec((DW, 128, 3, 1, 1, 1), (DW, 128, 3, 1, 1, 1), residual=[1, 2]),
     ])
 
 

@@ -19,7 +19,7 @@ def _subplots(*grid: int, figsize: tuple[float, float]):
     return fig, fig.subplots(*grid)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     fig.tight_layout()
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
@@ -42,7 +42,7 @@ def plot_curves(history: Sequence[dict], path: str | Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path, cols: int = 5,
@@ -57,7 +57,7 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | Path,
     for ax, img, title in zip(np.atleast_1d(axes).ravel(), images, titles):
         ax.imshow(img)
         ax.set_title(title, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
@@ -72,7 +72,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
             ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if confusion[i, j] > threshold else "black")
     fig.colorbar(im, ax=ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str | Path, split: str = "test") -> Path:
@@ -82,7 +82,7 @@ def plot_per_class(accuracy: Sequence[float], classes: Sequence[str], path: str 
         ax.text(i, a + 0.5, f"{a:.1f}", ha="center", fontsize=8)
     ax.set(ylabel="accuracy %", ylim=(0, 105), title=f"Per-class {split} accuracy")
     ax.tick_params(axis="x", rotation=45)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
@@ -98,7 +98,7 @@ def plot_lr_range(lrs: Sequence[float], losses: Sequence[float], smoothed: Seque
     ax.set_ylim(low - 0.1 * (high - low), high + 0.2 * (high - low))
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_unit_field(image: np.ndarray, field, path: str | Path, title: str) -> Path:
@@ -119,7 +119,7 @@ def plot_unit_field(image: np.ndarray, field, path: str | Path, title: str) -> P
     sides = ", ".join(f"{int(100 * q)} %: {s} px" for q, s in field.sides.items())
     ax_field.set_title(f"effective field: {sides}")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_field_growth(layers: Sequence[str], theoretical: Sequence[int], effective: dict[str, Sequence[int]],
@@ -134,7 +134,7 @@ def plot_field_growth(layers: Sequence[str], theoretical: Sequence[int], effecti
     ax.set(ylabel="side in input pixels", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(logits, labels, temperature: float, path: str | Path, split: str = "test") -> Path:
@@ -157,4 +157,4 @@ def plot_reliability(logits, labels, temperature: float, path: str | Path, split
            title=f"Reliability ({BINS} bins)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

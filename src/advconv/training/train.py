@@ -72,10 +72,13 @@ def _print_now(line: str) -> None:
 
 
 def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log: Callable[[str], None] = _print_now,
-        progress: bool = True, overwrite: bool = False) -> TrainResult:
+        progress: bool = True, overwrite: bool = False,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train ``cfg`` to its last epoch (or to ``target_accuracy``). ``resume_from``: a run
     directory (or a checkpoint in one) to continue exactly as it was configured. A run directory
-    that holds another run is refused unless ``overwrite``."""
+    that holds another run is refused unless ``overwrite``. ``on_epoch`` is called on the main
+    process with each epoch's metrics row once its checkpoint is written; an exception it raises
+    stops the run there (a search prunes a poor trial so)."""
     start = time.perf_counter()
     checkpoint = None
     if resume_from is not None:
@@ -157,6 +160,8 @@ def fit(cfg: Config | None = None, resume_from: str | Path | None = None, *, log
             ema=ema.module.state_dict() if ema is not None else None,
             ema_state=ema.state_dict() if ema is not None else None, data=data.described)
         rt.on_main(save_run, run_dir, checkpoint, improved)
+        if on_epoch is not None and rt.is_main:
+            on_epoch(row)
         if result and cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy:
             say(f"Reached the target {cfg.target_accuracy}% after epoch {epoch}")
             break
