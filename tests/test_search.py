@@ -14,13 +14,13 @@ import pytest
 
 optuna = pytest.importorskip("optuna", reason="advconv search needs the search extra (optuna)")
 
-from advconv.config import load_config  # noqa: E402
-from advconv.errors import ConfigError  # noqa: E402
-from advconv.nets.models import build_net  # noqa: E402
-from advconv.nets.rules import check_rules  # noqa: E402
-from advconv.nets.specs import resolve_spec  # noqa: E402
-from advconv.search import report, space, study  # noqa: E402
-from advconv.training.train import fit  # noqa: E402
+from advconv.config import load_config
+from advconv.errors import ConfigError
+from advconv.nets.models import build_net
+from advconv.nets.rules import check_rules
+from advconv.nets.specs import resolve_spec
+from advconv.search import report, space, study
+from advconv.training.train import fit
 
 BUDGET = 0.02  # minutes: a few tiny epochs a trial
 DENSE_ONLY = {  # a candidate with no depthwise-separable conv: a rule-breaker
@@ -97,6 +97,13 @@ def test_the_best_config_trains_as_it_is_written(searched, tmp_path, monkeypatch
     assert len(trained.history) == cfg.epochs and "test_acc" in trained.final
 
 
+def test_a_study_continues_only_at_its_own_budget(searched, tmp_path, image_folder):
+    result, _ = searched
+    other = study.SearchSettings(BUDGET * 2, 3, result.out)
+    with pytest.raises(ConfigError, match="trains 0.02 minutes a trial"):
+        study.run_search(base_config(tmp_path, image_folder), other)
+
+
 def test_the_proposed_nets_build_or_are_refused_with_a_reason():
     sampled = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     base = load_config("fast")
@@ -152,7 +159,7 @@ def test_two_processes_work_on_one_study_at_once(tmp_path, image_folder):
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for _ in range(2)]
     logs = [w.communicate(timeout=300)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], logs
+    assert [w.returncode for w in workers] == [0, 0], [log[-3000:] for log in logs]
     ran = [{line.split(":")[0] for line in log.splitlines() if line.startswith("trial ")} for log in logs]
     assert all(ran) and not ran[0] & ran[1]  # both trained, never the same trial
     assert len(study.trained(study.open_study(settings(tmp_path)))) >= 4
@@ -162,3 +169,11 @@ def test_without_optuna_the_search_says_how_to_get_it(tmp_path, image_folder, mo
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ConfigError, match=r"pip install 'advconv\[search\]'"):
         study.run_search(base_config(tmp_path, image_folder), settings(tmp_path))
+
+
+def test_the_report_lists_a_trial_another_process_is_still_proposing(tmp_path):
+    shared = optuna.create_study(direction="maximize")
+    shared.ask().suggest_categorical("stem", space.STEM)  # chosen its stem, nothing else yet
+    report.write_report(shared, tmp_path)
+    (row,) = rows(tmp_path)
+    assert row["state"] == "running" and row["net"].startswith("c1 ?") and row["lr"] == ""

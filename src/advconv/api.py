@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .nets.rules import RulesReport, check_rules
 from .nets.summary import ModelSummary, summarize
 from .page.demo import serve as demo
+from .search.study import SearchResult, SearchSettings, run_search
 from .trained.compare import compare_models as compare
 from .trained.evaluation import calibrate_weights as calibrate
 from .trained.evaluation import evaluate_checkpoint as evaluate
@@ -29,7 +30,6 @@ from .trained.plots import plot_lr_range
 from .trained.publish import space_folder as space
 from .trained.report import plot_run as plot
 from .trained.rf import FieldsReport, receptive_fields
-from .search.study import SearchResult, SearchSettings, run_search
 from .training import lrfind
 from .training.lrfind import RangeTest, lr_range_test
 from .training.train import TrainResult

@@ -110,8 +110,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         found = api.search(args.config, budget_minutes=args.budget_minutes, trials=args.trials, storage=args.storage,
                            study=args.study, out=args.out, **overrides)
     except KeyboardInterrupt:
-        print(f"advconv search: stopped; the trial in flight is lost, the rest kept: the same command continues "
-              f"the study", file=sys.stderr)
+        print("advconv search: stopped; the trial in flight is lost, the rest kept: the same command continues "
+              "the study", file=sys.stderr)
         return 130
     print(f"wrote {found.out}: trials.md, trials.csv" + (f", {found.best_config.name}, the figures"
                                                        if found.best_config else ""))

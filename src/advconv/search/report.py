@@ -23,34 +23,36 @@ COLUMNS = ("trial", "state", "val_acc", "epochs", "minutes", "params", "macs_m",
 def describe_net(p: dict[str, Any]) -> str:
     """A trial's net in one short line: ``stem16; c1 32 /s; c2 48 dw d2 /s; c3 96 std /d; c4 128 dw``
     (width, the kind of C2-C4's convs, the dilation in the skip, how C1-C3 close: /s stride 2,
-    /d dilation 2)."""
+    /d dilation 2); what a trial still being proposed has not chosen yet is left out."""
     parts = [f"stem{p['stem']}"] if p.get("stem") else []
     for name in ("c1", "c2", "c3", "c4"):
-        words = [name, str(p[f"{name}_width"])]
+        words = [name, str(p.get(f"{name}_width", "?"))]
         if f"{name}_kind" in p:
             words.append("dw" if p[f"{name}_kind"] == "depthwise" else "std")
-            words += [f"d{p[f'{name}_dilation']}"] if p[f"{name}_dilation"] > 1 else []
+        words += [f"d{p[f'{name}_dilation']}"] if p.get(f"{name}_dilation", 1) > 1 else []
         words += [f"/{p[f'{name}_closes'][0]}"] if f"{name}_closes" in p else []
         parts.append(" ".join(words))
     return "; ".join(parts)
 
 
 def trial_row(t: Any) -> dict[str, Any]:
+    """One row of the table; a trial another process is running may not have chosen everything yet."""
     a, p = t.user_attrs, t.params
     state = "refused" if "refused" in a else {"COMPLETE": "done"}.get(t.state.name, t.state.name.lower())
     last = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
                                                 if t.intermediate_values else None)
+    rounded = lambda key, digits: None if key not in p else float(f"{p[key]:.{digits}g}")
     return {"trial": t.number, "state": state, "val_acc": last, "epochs": a.get("epochs"), "minutes": a.get("minutes"),
             "params": a.get("params"), "macs_m": round(a["macs"] / 1e6, 1) if "macs" in a else None,
             "rf": a.get("rf"), "net": describe_net(p), "activation": p.get("activation"),
-            "lr": round(p["optim.lr"], 4), "weight_decay": float(f"{p['optim.weight_decay']:.2g}"),
-            "label_smoothing": round(p["optim.label_smoothing"], 3), "batch": p.get("batch_size"),
+            "lr": rounded("optim.lr", 3), "weight_decay": rounded("optim.weight_decay", 2),
+            "label_smoothing": rounded("optim.label_smoothing", 2), "batch": p.get("batch_size"),
             "note": a.get("refused") or (f"pruned after {max(t.intermediate_values)} % of its schedule"
                                          if state == "pruned" and t.intermediate_values else "")}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    cell = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) and abs(v) >= 1 else str(v)  # noqa: E731
+    cell = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) and abs(v) >= 1 else str(v)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     return "\n".join(lines + ["| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |" for r in rows]) + "\n"
 

@@ -178,7 +178,11 @@ class SearchResult:
     best_config: Path | None  # None until a trial has finished
 
 
-def run_search(base: Config, settings: SearchSettings, say: Callable[[str], None] = print) -> SearchResult:
+def _say(line: str) -> None:
+    print(line, flush=True)  # a log redirected to a file shows each trial as it ends
+
+
+def run_search(base: Config, settings: SearchSettings, say: Callable[[str], None] = _say) -> SearchResult:
     """Run trials of ``base`` (a recipe, its data) until the study holds ``settings.trials``
     trained trials, writing the report after each; continues a study already in the storage."""
     try:
@@ -191,6 +195,11 @@ def run_search(base: Config, settings: SearchSettings, say: Callable[[str], None
                                strict=True)
     settings.out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings)
+    budget = study.user_attrs.setdefault("budget_minutes", settings.budget_minutes)
+    if budget != settings.budget_minutes:  # trials sized to two budgets would not compare
+        raise ConfigError(f"study {settings.study!r} trains {budget:g} minutes a trial, not {settings.budget_minutes:g}: "
+                          "give that budget, or a new --study name")
+    study.set_user_attr("budget_minutes", budget)
 
     def after_trial(study: Any, trial: Any) -> None:
         write_report(study, settings.out)
