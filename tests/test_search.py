@@ -19,7 +19,7 @@ from advconv.errors import ConfigError
 from advconv.nets.models import build_net
 from advconv.nets.rules import check_rules
 from advconv.nets.specs import resolve_spec
-from advconv.search import report, space, study
+from advconv.search import findings, space, study
 from advconv.training.train import fit
 
 BUDGET = 0.02  # minutes: a few tiny epochs a trial
@@ -41,7 +41,7 @@ def settings(tmp_path: Path, trials: int = 3) -> study.SearchSettings:
 
 
 def rows(out: Path) -> list[dict]:
-    with open(out / report.CSV) as f:
+    with open(out / findings.CSV) as f:
         return list(csv.DictReader(f))
 
 
@@ -72,16 +72,17 @@ def test_a_study_trains_its_trials_and_writes_its_table_figures_and_best_config(
     done = [r for r in table if r["state"] == "done"]
     assert done and all(float(r["val_acc"]) >= 0 and int(r["epochs"]) >= study.MIN_EPOCHS for r in done)
     assert all(int(r["params"]) < 200_000 and int(r["rf"]) >= 45 for r in done)
-    for name in (report.TABLE, report.BEST, report.HISTORY):
+    for name in (findings.TABLE, findings.BEST, findings.HISTORY):
         assert (result.out / name).stat().st_size > 0
-    assert result.best_config == result.out / report.BEST
+    assert result.best_config == result.out / findings.BEST
 
 
 def test_a_candidate_that_breaks_a_rule_is_refused_without_training(searched):
     result, trained_configs = searched
     first = rows(result.out)[0]
     assert first["state"] == "refused" and "depthwise-separable" in first["note"]
-    assert not (result.out / "trials" / "0000").exists()
+    assert not study.trial_dir(settings(result.out.parent), 0).exists()
+    assert all(study.trial_dir(settings(result.out.parent), t.number).is_dir() for t in study.trained(result.study))
     broken = first["note"].count(";") + 1  # "fails RULE; RULE"
     assert result.study.trials[0].constraints == {"budget": 0.0, "rules": float(broken)}  # what the sampler learns
     for cfg in trained_configs:  # every config that trained, its one-epoch timing included, keeps every rule
@@ -115,7 +116,7 @@ def test_the_proposed_nets_build_or_are_refused_with_a_reason():
             assert check_rules(build_net(resolve_spec(cfg.model)), 32).passed
         else:
             assert refused.startswith("fails ") or "model" in refused
-        assert report.describe_net(trial.params).startswith(("stem", "c1"))
+        assert findings.describe_net(trial.params).startswith(("stem", "c1"))
 
 
 def search_command(tmp_path: Path, data: Path, trials: int) -> list[str]:
@@ -174,6 +175,6 @@ def test_without_optuna_the_search_says_how_to_get_it(tmp_path, image_folder, mo
 def test_the_report_lists_a_trial_another_process_is_still_proposing(tmp_path):
     shared = optuna.create_study(direction="maximize")
     shared.ask().suggest_categorical("stem", space.STEM)  # chosen its stem, nothing else yet
-    report.write_report(shared, tmp_path)
+    findings.write_report(shared, tmp_path)
     (row,) = rows(tmp_path)
     assert row["state"] == "running" and row["net"].startswith("c1 ?") and row["lr"] == ""

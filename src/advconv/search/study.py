@@ -11,7 +11,7 @@ heartbeat's grace period has passed; then the next trial to start marks it faile
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,8 +32,8 @@ MIN_EPOCHS = 3          # a candidate too slow for this many epochs in the budge
 HEARTBEAT_S = 60        # a running trial writes a heartbeat this often ...
 GRACE_S = 180           # ... and one silent this long belonged to a killed process
 TRIES_PER_TRIAL = 20    # at most this many candidates proposed per trained trial asked for (most refusals cost ms)
-DECILES = range(10, 101, 10)
-UNBUILDABLE = 10.0      # the "rules" constraint of a net that cannot even be built (above any count of broken rules)  # trials report at each tenth of their schedule, so that different lengths compare
+DECILES = range(10, 101, 10)  # trials report at each tenth of their schedule, so that different lengths compare
+UNBUILDABLE = 10.0      # the "rules" constraint of a net that cannot even be built (above any count of broken rules)
 
 
 @dataclass
@@ -95,12 +95,10 @@ def screen(trial: Any, cfg: Config) -> str | None:
 
 def timed_epoch_s(cfg: Config) -> float:
     """Seconds one epoch of ``cfg`` takes here, its evaluation included, timed by training one
-    (in a run directory of its own, removed after)."""
-    probe = dataclasses.replace(cfg, epochs=1, run_dir=f"{cfg.run_dir}-timing")
-    try:
-        return fit(probe, log=lambda line: None, progress=False, overwrite=True).history[0]["epoch_s"]
-    finally:
-        shutil.rmtree(probe.run_dir, ignore_errors=True)
+    (in a temporary run directory)."""
+    with tempfile.TemporaryDirectory(prefix="advconv-timing-") as folder:
+        probe = dataclasses.replace(cfg, epochs=1, run_dir=folder)
+        return fit(probe, log=lambda line: None, progress=False).history[0]["epoch_s"]
 
 
 def epochs_for_budget(cfg: Config, budget_minutes: float) -> tuple[int, float]:
@@ -130,6 +128,11 @@ class Reporter:
                     raise optuna.TrialPruned(f"pruned at {decile} % of its schedule: val {row['val_acc']:.2f} %")
 
 
+def trial_dir(settings: SearchSettings, number: int) -> Path:
+    """A trained trial's run directory, named by its study so that studies sharing ``out`` never meet."""
+    return settings.out / "trials" / f"{settings.study}-{number:04d}"
+
+
 def objective(base: Config, settings: SearchSettings, say: Callable[[str], None]) -> Callable[[Any], float]:
     """One trial: propose, refuse what breaks a rule or cannot train enough epochs, train the rest
     on the validation split; its value is the last epoch's validation accuracy."""
@@ -137,7 +140,7 @@ def objective(base: Config, settings: SearchSettings, say: Callable[[str], None]
 
     def run(trial: Any) -> float:
         cfg = propose(trial, base)
-        cfg.run_dir = str(settings.out / "trials" / f"{trial.number:04d}")
+        cfg.run_dir = str(trial_dir(settings, trial.number))
         refused = screen(trial, cfg)
         if refused is None:
             epochs, epoch_s = epochs_for_budget(cfg, settings.budget_minutes)
@@ -153,7 +156,7 @@ def objective(base: Config, settings: SearchSettings, say: Callable[[str], None]
         trial.set_user_attr("epochs", epochs)
         trial.set_user_attr("config", cfg.to_dict())
         try:
-            result = fit(cfg, log=lambda line: say(f"trial {trial.number}: {line}"), progress=False, overwrite=True,
+            result = fit(cfg, log=lambda line: say(f"trial {trial.number}: {line}"), progress=False,
                          on_epoch=Reporter(trial, epochs))
         except TrainingDiverged as exc:  # a recipe the sampler should learn to avoid, not a broken study
             trial.set_user_attr("refused", f"diverged: {exc}".split(". ")[0])
@@ -189,7 +192,7 @@ def run_search(base: Config, settings: SearchSettings, say: Callable[[str], None
         import optuna
     except ImportError:
         raise ConfigError("advconv search needs Optuna: pip install 'advconv[search]'") from None
-    from .report import BEST, write_report
+    from .findings import BEST, write_report
 
     base = dataclasses.replace(base, data=dataclasses.replace(base.data, val_split=base.data.val_split or VAL_SPLIT),
                                strict=True)
