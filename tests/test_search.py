@@ -178,3 +178,19 @@ def test_the_report_lists_a_trial_another_process_is_still_proposing(tmp_path):
     findings.write_report(shared, tmp_path)
     (row,) = rows(tmp_path)
     assert row["state"] == "running" and "c1 ?; c2 ?" in row["net"] and row["lr"] == ""
+
+
+def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(tmp_path, monkeypatch):
+    from advconv.errors import TrainingDiverged
+
+    def diverging(cfg, **kwargs):
+        raise TrainingDiverged("training stopped in epoch 2: the loss is nan. Lower the learning rate")
+
+    monkeypatch.setattr(study, "epochs_for_budget", lambda cfg, minutes: (5, 1.0))
+    monkeypatch.setattr(study, "fit", diverging)
+    sampled = optuna.create_study(direction="maximize")
+    sampled.enqueue_trial(DENSE_ONLY | {"c4_kind": "depthwise"})  # keeps every rule
+    sampled.optimize(study.objective(load_config("fast"), settings(tmp_path), say=lambda line: None), n_trials=1)
+    (trial,) = sampled.trials
+    assert trial.state.name == "PRUNED" and study.trained(sampled) == [trial]
+    assert findings.trial_row(trial)["note"] == "training stopped in epoch 2: the loss is nan"

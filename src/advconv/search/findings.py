@@ -47,8 +47,9 @@ def trial_row(t: Any) -> dict[str, Any]:
             "rf": a.get("rf"), "net": describe_net(p), "activation": p.get("activation"),
             "lr": rounded("optim.lr", 3), "weight_decay": rounded("optim.weight_decay", 2),
             "label_smoothing": rounded("optim.label_smoothing", 2), "batch": p.get("batch_size"),
-            "note": a.get("refused") or (f"pruned after {max(t.intermediate_values)} % of its schedule"
-                                         if state == "pruned" and t.intermediate_values else "")}
+            "note": a.get("refused") or a.get("diverged") or (
+                f"pruned after {max(t.intermediate_values)} % of its schedule"
+                if state == "pruned" and t.intermediate_values else "")}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -141,13 +141,14 @@ def objective(base: Config, settings: SearchSettings, say: Callable[[str], None]
     def run(trial: Any) -> float:
         cfg = propose(trial, base)
         cfg.run_dir = str(trial_dir(settings, trial.number))
-        refused = screen(trial, cfg)
+        refused, too_slow = screen(trial, cfg), False
         if refused is None:
             epochs, epoch_s = epochs_for_budget(cfg, settings.budget_minutes)
             trial.set_user_attr("epoch_s", epoch_s)
-            if epochs < MIN_EPOCHS:
+            too_slow = epochs < MIN_EPOCHS
+            if too_slow:
                 refused = f"too slow: {epoch_s:.1f} s an epoch leaves {epochs} of the {MIN_EPOCHS} epochs it needs"
-        trial.set_constraint("budget", float(refused is not None and refused.startswith("too slow")))
+        trial.set_constraint("budget", float(too_slow))
         if refused is not None:
             trial.set_user_attr("refused", refused)
             say(f"trial {trial.number}: refused, {refused}")
@@ -159,7 +160,7 @@ def objective(base: Config, settings: SearchSettings, say: Callable[[str], None]
             result = fit(cfg, log=lambda line: say(f"trial {trial.number}: {line}"), progress=False,
                          on_epoch=Reporter(trial, epochs))
         except TrainingDiverged as exc:  # a recipe the sampler should learn to avoid, not a broken study
-            trial.set_user_attr("refused", f"diverged: {exc}".split(". ")[0])
+            trial.set_user_attr("diverged", str(exc).split(". ")[0])
             raise optuna.TrialPruned(str(exc)) from None
         return result.final["val_acc"]
 
