@@ -49,7 +49,7 @@ class SearchSettings:
         return self.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
 
 
-def open_study(settings: SearchSettings, seed: int | None = None) -> Any:
+def open_study(settings: SearchSettings) -> Any:
     """The study in ``settings.storage``, made if new: TPE, which learns from refused candidates
     through their constraints, and a median pruner over the deciles of a schedule."""
     import optuna
@@ -64,7 +64,8 @@ def open_study(settings: SearchSettings, seed: int | None = None) -> Any:
                                                  heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
             return optuna.create_study(
                 storage=storage, study_name=settings.study, direction="maximize", load_if_exists=True,
-                sampler=optuna.samplers.TPESampler(seed=seed),  # learns from constraints too (``screen``)
+                sampler=optuna.samplers.TPESampler(),  # unseeded: processes joining one study draw apart; learns
+                                                       # from constraints too (``screen``)
                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=40))
         except SQLAlchemyError as exc:
             if attempt == 2:
@@ -214,11 +215,13 @@ def run_search(base: Config, settings: SearchSettings, say: Callable[[str], None
         if len(trained(study)) >= settings.trials:
             study.stop()
 
-    left = settings.trials - len(trained(study))
-    if left > 0:
-        say(f"study {settings.study!r} in {settings.storage_url}: {len(trained(study))} trained trials, "
+    done = len(trained(study))
+    left = settings.trials - done
+    if left > 0:  # each trial rewrites the report as it ends
+        say(f"study {settings.study!r} in {settings.storage_url}: {done} trained trials, "
             f"{left} to go at {settings.budget_minutes:g} min each")
         study.optimize(objective(base, settings, say), n_trials=left * TRIES_PER_TRIAL, callbacks=[after_trial])
-    write_report(study, settings.out)
+    else:
+        write_report(study, settings.out)
     best = settings.out / BEST
     return SearchResult(study, settings.out, best if best.exists() else None)
